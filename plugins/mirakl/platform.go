@@ -13,10 +13,7 @@ type Account struct {
 	IsProfessional  bool   `json:"is_professional"`
 	Model           string `json:"model,omitempty"`
 	ApprovalDelay   *int64 `json:"approval_delay,omitempty"`
-	Channels        []struct {
-		Code  string `json:"code"`
-		Label string `json:"label"`
-	} `json:"channels"`
+	Channels        []string `json:"channels"` // channel codes
 }
 
 // Account reads A01.
