@@ -6,13 +6,13 @@ import (
 
 // Account is the part of A01 the connector uses.
 type Account struct {
-	ShopID          int64  `json:"shop_id"`
-	ShopName        string `json:"shop_name"`
-	ShopState       string `json:"shop_state"`
-	CurrencyISOCode string `json:"currency_iso_code"`
-	IsProfessional  bool   `json:"is_professional"`
-	Model           string `json:"model,omitempty"`
-	ApprovalDelay   *int64 `json:"approval_delay,omitempty"`
+	ShopID          int64    `json:"shop_id"`
+	ShopName        string   `json:"shop_name"`
+	ShopState       string   `json:"shop_state"`
+	CurrencyISOCode string   `json:"currency_iso_code"`
+	IsProfessional  bool     `json:"is_professional"`
+	Model           string   `json:"model,omitempty"`
+	ApprovalDelay   *int64   `json:"approval_delay,omitempty"`
 	Channels        []string `json:"channels"` // channel codes
 }
 
