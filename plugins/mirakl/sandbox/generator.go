@@ -18,7 +18,7 @@ type Generator struct {
 	OrdersPerMinute float64            `json:"orders_per_minute,omitempty"` // steady rate in sandbox minutes; 0 = none
 	MaxLines        int                `json:"max_lines,omitempty"`         // lines per order 1..MaxLines; default 3
 	MaxQuantity     int                `json:"max_quantity,omitempty"`      // units per line 1..MaxQuantity; default 3
-	Weights         map[string]float64 `json:"weights,omitempty"`           // SKU weights; default 1 for every offer
+	Weights         map[string]float64 `json:"weights,omitempty"`           // SKU weights; nil = 1 for every offer, else unlisted SKUs are never picked
 	ExpressShare    float64            `json:"express_share,omitempty"`     // share of EXP orders; default 0.2
 	Limit           int                `json:"limit,omitempty"`             // stop after this many orders; 0 = no limit
 	FlashSales      []FlashSale        `json:"flash_sales,omitempty"`

@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mpvx/mpvx/internal/miraklspec"
 	"github.com/shopspring/decimal"
@@ -201,5 +200,3 @@ func acceptAll(id string, v OrderView, accepted bool) map[string]any {
 	}
 	return map[string]any{"order_lines": lines}
 }
-
-var _ = time.Second

@@ -8,7 +8,7 @@ import (
 	"github.com/mpvx/mpvx/plugins/sandboxkit"
 )
 
-// mirakFaults are the fault kinds a Mirakl instance (or the proxies in front
+// miraklFaults are the fault kinds a Mirakl instance (or the proxies in front
 // of it) produces. Mirakl has no session expiry, HTML pages or callbacks.
 var miraklFaults = []sandboxkit.FaultKind{
 	sandboxkit.FaultRateLimit, sandboxkit.FaultServerError, sandboxkit.FaultLatency,
