@@ -203,7 +203,7 @@ func (e *events) publish(eventType string, vals map[string]string) {
 		if sub.post {
 			job.method, job.url, job.body = http.MethodPost, sub.url, fillTemplate(sub.postParams, vals, sub.encode)
 		} else {
-			job.method, job.url = http.MethodGet, fillTemplate(sub.url, vals, sub.encode)
+			job.method, job.url = http.MethodGet, escapeURLInvalid(fillTemplate(sub.url, vals, sub.encode))
 		}
 		e.seq++
 		job.seq = e.seq
@@ -324,6 +324,26 @@ func fillTemplate(tmpl string, vals map[string]string, encode bool) string {
 		}
 		return v
 	})
+}
+
+// escapeURLInvalid percent-encodes only what cannot appear in a URL
+// (spaces, controls, non-ASCII, "<>\^`{|}), as System.Uri does with a raw
+// string: reserved characters such as & + = stay, so a raw value holding
+// them changes the query's meaning, as with the real service.
+func escapeURLInvalid(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= 0x20 || c >= 0x7f || strings.IndexByte("\"<>\\^`{|}", c) >= 0 {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // escapeDataString percent-encodes everything but RFC 3986 unreserved
