@@ -5,10 +5,13 @@
 package miraklspec
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -135,6 +138,7 @@ func (v *Validator) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		v.commaLists(route, probe)
 		in := &openapi3filter.RequestValidationInput{
 			Request: probe, PathParams: pathParams, Route: route,
 			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true},
@@ -143,8 +147,11 @@ func (v *Validator) Middleware(next http.Handler) http.Handler {
 			v.fail("request %s %s does not conform: %v", r.Method, r.URL.Path, err)
 		}
 
-		rec := httptest.NewRecorder()
+		rec := &recorder{ResponseRecorder: httptest.NewRecorder(), w: w}
 		next.ServeHTTP(rec, r)
+		if rec.hijacked {
+			return // the handler dropped the connection (fault injection)
+		}
 		for k, vs := range rec.Header() {
 			w.Header()[k] = vs
 		}
@@ -174,4 +181,54 @@ func (v *Validator) Middleware(next http.Handler) http.Handler {
 		v.checked[fmt.Sprintf("%s %s %d", r.Method, route.Path, rec.Code)]++
 		v.mu.Unlock()
 	})
+}
+
+// recorder captures a response for validation but lets a handler hijack the
+// real connection (the sandbox's dropped-connection fault).
+type recorder struct {
+	*httptest.ResponseRecorder
+	w        http.ResponseWriter
+	hijacked bool
+}
+
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := r.w.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the underlying ResponseWriter cannot be hijacked")
+	}
+	r.hijacked = true
+	return hj.Hijack()
+}
+
+// commaListParams are query parameters the spec types as a single enum
+// string although their descriptions (and Mirakl) take a comma-separated
+// list: OR11's order_state_codes. Each element is checked against the
+// parameter's schema here, and the probe then carries only the first, so
+// the generic check still runs on a single value.
+var commaListParams = []string{"order_state_codes"}
+
+func (v *Validator) commaLists(route *routers.Route, r *http.Request) {
+	q := r.URL.Query()
+	changed := false
+	for _, name := range commaListParams {
+		val := q.Get(name)
+		if !strings.Contains(val, ",") {
+			continue
+		}
+		p := route.Operation.Parameters.GetByInAndName("query", name)
+		if p == nil || p.Schema == nil || p.Schema.Value == nil {
+			continue
+		}
+		parts := strings.Split(val, ",")
+		for _, part := range parts {
+			if err := p.Schema.Value.VisitJSON(part); err != nil {
+				v.fail("request %s %s: %s element %q does not conform: %v", r.Method, r.URL.Path, name, part, err)
+			}
+		}
+		q.Set(name, parts[0])
+		changed = true
+	}
+	if changed {
+		r.URL.RawQuery = q.Encode()
+	}
 }

@@ -125,6 +125,9 @@ func (s *Server) api(op string, h http.HandlerFunc) http.Handler {
 				}
 			}
 			body := rec.buf.Bytes()
+			// Marks the damage as deliberate for the conformance validator;
+			// the connector never reads it.
+			w.Header().Set("X-Sandbox-Fault", string(d.Kind))
 			if d.Kind == sandboxkit.FaultMalformed {
 				w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 				body = []byte(`{"status": 200, "message": "OK", "data": [{"id": 1,, ]`)
