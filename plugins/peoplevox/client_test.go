@@ -1,6 +1,7 @@
 package peoplevox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -215,6 +216,38 @@ func TestHTMLBodyRetried(t *testing.T) {
 	}
 	if n.Load() != 2 {
 		t.Fatalf("attempts = %d", n.Load())
+	}
+}
+
+func TestConnectionDropRetried(t *testing.T) {
+	f := newFake(t)
+	var n atomic.Int64
+	f.handle = func(r *fakeReq) (int, string) {
+		if n.Add(1) == 1 {
+			return -1, ""
+		}
+		return itemTypesHandler(r)
+	}
+	c := f.client(t, nil)
+	if _, err := c.GetData(ctxT(t), GetDataRequest{Template: "Item types"}); err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() != 2 {
+		t.Fatalf("attempts = %d", n.Load())
+	}
+}
+
+func TestContextCancelsBackoff(t *testing.T) {
+	f := newFake(t)
+	f.handle = func(r *fakeReq) (int, string) { return 503, "busy" }
+	c := f.client(t, func(cfg *Config) { cfg.Retry = RetryPolicy{MaxAttempts: 5, BaseDelay: time.Hour, MaxDelay: time.Hour} })
+	ctx, cancel := context.WithTimeout(ctxT(t), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.GetData(ctx, GetDataRequest{Template: "Item types"})
+	var te *TransportError
+	if !errors.As(err, &te) || te.StatusCode != 503 || time.Since(start) > 10*time.Second {
+		t.Fatalf("err = %v after %v", err, time.Since(start))
 	}
 }
 

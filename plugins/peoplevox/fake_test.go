@@ -146,6 +146,13 @@ func (f *fakePVX) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status, body := f.handle(req)
+	if status == -1 { // drop the connection without answering
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return
+	}
 	if status != 0 {
 		w.WriteHeader(status)
 	}
