@@ -14,6 +14,7 @@ func init() {
 		"Float-free addition: 0.1 + 0.2 is exactly 0.3.", `root.sum = this.a.dec_add(this.b)`,
 		[2]string{`{"a":0.1,"b":0.2}`, `{"sum":"0.3"}`},
 		[2]string{`{"a":"12.50","b":1}`, `{"sum":"13.50"}`},
+		[2]string{`{"a":"abc","b":1}`, `Error("failed assignment (line 1): dec_add: "abc" is not a decimal number")`},
 	)
 	registerBinary("dec_sub",
 		"Subtracts `other` from the target exactly. The result is a decimal string keeping the larger scale of the two operands.",
