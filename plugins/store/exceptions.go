@@ -333,7 +333,10 @@ func exceptionSubject(id int64) string { return fmt.Sprintf("exception:%d", id) 
 // ClaimReplays atomically moves up to limit "replay" exceptions to
 // "replaying" and returns them (oldest first), so two replay inputs never
 // take the same one.
-func (s *Store) ClaimReplays(ctx context.Context, limit int) ([]Exception, error) {
+//
+// When types are given, only exceptions of those types are claimed: each
+// flow's replay input takes the types it knows how to replay.
+func (s *Store) ClaimReplays(ctx context.Context, limit int, types ...string) ([]Exception, error) {
 	c, err := s.db()
 	if err != nil {
 		return nil, err
@@ -343,7 +346,14 @@ func (s *Store) ClaimReplays(ctx context.Context, limit int) ([]Exception, error
 	}
 	var out []Exception
 	err = c.write(ctx, "claiming exceptions to replay", func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+exceptionColumns+` FROM exceptions WHERE status = 'replay' ORDER BY id LIMIT ?`, limit)
+		query, args := `SELECT `+exceptionColumns+` FROM exceptions WHERE status = 'replay'`, []any{}
+		if len(types) > 0 {
+			query += ` AND type IN (` + placeholders(len(types)) + `)`
+			for _, t := range types {
+				args = append(args, t)
+			}
+		}
+		rows, err := tx.QueryContext(ctx, query+` ORDER BY id LIMIT ?`, append(args, limit)...)
 		if err != nil {
 			return c.fail("claiming exceptions to replay", err)
 		}
