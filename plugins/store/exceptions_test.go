@@ -228,6 +228,34 @@ func TestReplayLifecycle(t *testing.T) {
 	}
 }
 
+// TestClaimReplaysByType: a flow's replay input claims only the types it
+// knows how to replay.
+func TestClaimReplaysByType(t *testing.T) {
+	s, _, _ := openFile(t)
+	ctx := t.Context()
+	for i, typ := range []string{"unknown_sku", "import_failed", "accept_failed", "import_failed"} {
+		e, err := s.RaiseException(ctx, Exception{Type: typ, Key: fmt.Sprintf("K-%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RequestReplay(ctx, e.ID, "ops"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.ClaimReplays(ctx, 10, "import_failed", "unknown_sku")
+	if err != nil || len(got) != 3 {
+		t.Fatalf("claim by type: %+v %v", got, err)
+	}
+	for _, e := range got {
+		if e.Type == "accept_failed" {
+			t.Fatalf("claimed a type not asked for: %+v", e)
+		}
+	}
+	if got, err := s.ClaimReplays(ctx, 10); err != nil || len(got) != 1 || got[0].Type != "accept_failed" {
+		t.Fatalf("claim of the rest: %+v %v", got, err)
+	}
+}
+
 // TestClaimReplaysExclusive: concurrent claimers (on separate handles of one
 // file, as two replay inputs would be) never get the same exception.
 func TestClaimReplaysExclusive(t *testing.T) {
