@@ -666,15 +666,18 @@ func TestRetryPolicy(t *testing.T) {
 		}
 	}
 	cases := map[error]bool{
-		&TransportError{Kind: KindHTTPStatus, StatusCode: 503}:        true,
-		&TransportError{Kind: KindHTTPStatus, StatusCode: 400}:        false,
-		&TransportError{Kind: KindHTML}:                               true,
-		&TransportError{Kind: KindTruncated}:                          true,
-		&TransportError{Kind: KindTimeout}:                            true,
-		&TransportError{Kind: KindForbidden}:                          false,
-		&APIError{Operation: "GetData", ResponseID: -1}:               false,
-		&SOAPFault{Code: "soap:Client"}:                               false,
-		&RowError{}:                                                   false,
+		&TransportError{Kind: KindHTTPStatus, StatusCode: 503}: true,
+		&TransportError{Kind: KindHTTPStatus, StatusCode: 400}: false,
+		&TransportError{Kind: KindHTML}:                        true,
+		&TransportError{Kind: KindTruncated}:                   true,
+		&TransportError{Kind: KindTimeout}:                     true,
+		&TransportError{Kind: KindForbidden}:                   false,
+		&APIError{Operation: "GetData", ResponseID: -1}:        false,
+		&SOAPFault{Code: "soap:Client"}:                        false,
+		&SOAPFault{Code: "soap:Server", HTTPCode: 500}:         true,
+		&SOAPFault{Code: "soap:Receiver", HTTPCode: 500}:       true,
+		&SOAPFault{Code: "soap:Server", HTTPCode: 200}:         false,
+		&RowError{}: false,
 		fmt.Errorf("wrapped: %w", &TransportError{Kind: KindNetwork}): true,
 	}
 	for err, want := range cases {

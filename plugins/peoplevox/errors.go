@@ -63,8 +63,8 @@ func (e *APIError) Is(target error) bool {
 }
 
 // SOAPFault is a SOAP fault returned by the service (usually HTTP 500 from
-// ASMX). Faults come from bad input or server-side exceptions and are not
-// retried.
+// ASMX). soap:Client faults (bad input) are not retried; soap:Server faults
+// (an exception inside the service) are retried like any other 5xx.
 type SOAPFault struct {
 	Operation string
 	Template  string
@@ -75,6 +75,15 @@ type SOAPFault struct {
 	HTTPCode  int
 }
 
+// serverSide reports a soap:Server (SOAP 1.2: Receiver) fault: the service
+// failed for reasons not attributable to the message itself, which "may
+// succeed at a later point in time" (SOAP 1.1 §4.4.1). Client, Sender,
+// VersionMismatch and MustUnderstand faults mean the request is wrong.
+func (f *SOAPFault) serverSide() bool {
+	code := strings.ToLower(f.Code)
+	return strings.Contains(code, "server") || strings.Contains(code, "receiver")
+}
+
 func (f *SOAPFault) Error() string {
 	var b strings.Builder
 	b.WriteString("peoplevox: ")
@@ -83,8 +92,8 @@ func (f *SOAPFault) Error() string {
 		fmt.Fprintf(&b, " %q", f.Template)
 	}
 	fmt.Fprintf(&b, ": SOAP fault %s: %s", f.Code, truncate(strings.TrimSpace(f.String), 500))
-	if strings.Contains(strings.ToLower(f.Code), "server") || strings.Contains(strings.ToLower(f.Code), "receiver") {
-		b.WriteString("; the service failed while processing the request (not retried automatically): check the values sent, then retry later")
+	if f.serverSide() {
+		b.WriteString("; the service failed while processing the request (retried like a 5xx; the last attempt failed too): retry later, and check the values sent if it persists")
 	} else {
 		b.WriteString("; the request was rejected as invalid (not retried): check the values sent for this operation")
 	}

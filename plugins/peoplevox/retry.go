@@ -74,8 +74,9 @@ func (p RetryPolicy) Backoff(attempt int) time.Duration {
 
 // Retryable classifies an error: true for transient transport failures
 // (5xx, 408, 429, HTML bodies, timeouts, connection resets, truncated or
-// non-XML bodies); false for business errors (*APIError), SOAP faults,
-// row errors, 4xx, context cancellation and anything unknown.
+// non-XML bodies, soap:Server faults); false for business errors
+// (*APIError), soap:Client faults, row errors, 4xx, context cancellation
+// and anything unknown.
 func (p RetryPolicy) Retryable(err error) bool {
 	if err == nil {
 		return false
@@ -92,7 +93,12 @@ func (p RetryPolicy) Retryable(err error) bool {
 		nerr net.Error
 	)
 	switch {
-	case errors.As(err, &ae), errors.As(err, &sf), errors.As(err, &re), errors.As(err, &fe):
+	case errors.As(err, &sf):
+		// An ASMX server fault is an HTTP 500 like any other (notes §10: back
+		// off on 5xx): an exception inside the service, often transient.
+		// Client faults are the request's fault and would fail again.
+		return sf.serverSide() && (sf.HTTPCode == 0 || sf.HTTPCode >= 500)
+	case errors.As(err, &ae), errors.As(err, &re), errors.As(err, &fe):
 		return false
 	case errors.As(err, &te):
 		return te.Temporary()
