@@ -254,7 +254,7 @@ func openCore(ctx context.Context, dsn string) (*core, error) {
 		// before any reader opens it.
 		if err := w.PingContext(ctx); err != nil {
 			_ = w.Close()
-			return nil, fmt.Errorf("cannot open store %s: %w: check the directory is writable or set %s", t.path, err, EnvDSN)
+			return nil, fmt.Errorf("cannot open store %s: %w: check the path is an SQLite file (or absent) in a writable directory, or set %s", t.path, err, EnvDSN)
 		}
 		r, err := sql.Open("sqlite", withParams(t.uri, append(common, "_pragma=query_only(1)")...))
 		if err != nil {
@@ -267,7 +267,7 @@ func openCore(ctx context.Context, dsn string) (*core, error) {
 	}
 	if err := c.w.PingContext(ctx); err != nil {
 		_ = c.close()
-		return nil, fmt.Errorf("cannot open store %s: %w: check the directory is writable or set %s", c.where, err, EnvDSN)
+		return nil, fmt.Errorf("cannot open store %s: %w: check the path is an SQLite file (or absent) in a writable directory, or set %s", c.where, err, EnvDSN)
 	}
 	if err := c.migrate(ctx); err != nil {
 		_ = c.close()
