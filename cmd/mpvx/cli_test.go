@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -40,7 +41,12 @@ func TestListShowsOurComponents(t *testing.T) {
 		t.Fatalf("mpvx list --format json is not JSON: %v\n%s", err, out)
 	}
 	want := map[string][]string{
-		"rate-limits": {"mirakl_budget"},
+		"inputs":           {"mirakl_orders", "mpvx_replay"},
+		"outputs":          {"mirakl_ack", "peoplevox_sales_orders", "mpvx_exceptions"},
+		"processors":       {"peoplevox_item_check"},
+		"caches":           {"mpvx_store"},
+		"rate-limits":      {"mirakl_budget"},
+		"bloblang-methods": {"dec_sum", "dec_allocation", "dec_within"},
 	}
 	for kind, names := range want {
 		for _, n := range names {
@@ -53,4 +59,17 @@ func TestListShowsOurComponents(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The pipelines' config tests (`*_benthos_test.yaml`) run as part of
+// `go test ./...`, through the real binary's `test` command.
+func TestPipelineConfigTests(t *testing.T) {
+	code, out := capture(t, "test", "../../pipelines/...")
+	if code != 0 {
+		t.Fatalf("mpvx test ./pipelines/... exited %d:\n%s", code, out)
+	}
+	if !strings.Contains(out, "succeeded") {
+		t.Fatalf("no config test ran:\n%s", out)
+	}
+	t.Log(out)
 }

@@ -21,6 +21,10 @@ import (
 
 	// mpvx plugins.
 	_ "github.com/mpvx/mpvx/plugins/mirakl"
+	_ "github.com/mpvx/mpvx/plugins/money"
+	_ "github.com/mpvx/mpvx/plugins/ops"
+	_ "github.com/mpvx/mpvx/plugins/peoplevox"
+	_ "github.com/mpvx/mpvx/plugins/store"
 )
 
 // Version and DateBuilt are set at build time with

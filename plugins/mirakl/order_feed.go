@@ -1,0 +1,356 @@
+package mirakl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/mpvx/mpvx/plugins/store"
+)
+
+// orderFeed is the one OR11 poller of a shop. Mirakl allows OR11 once per
+// minute per shop, and one query by last-update date returns every order
+// that was created or changed, so every mirakl_orders input of a shop (the
+// accept flow wants WAITING_ACCEPTANCE, the import flow SHIPPING and
+// CANCELED) subscribes to the same feed instead of polling on its own.
+//
+// Each subscriber keeps its own watermark (a cursor in the store): the feed
+// queries from the oldest watermark minus an overlap, hands each subscriber
+// the orders in its states, and a subscriber's watermark moves to the newest
+// last_updated_date of a poll only once every order of that poll (and of the
+// polls before it) was acknowledged. A crash therefore re-reads, never skips;
+// the overlap's duplicates are harmless because every effect is idempotent.
+//
+// Every order seen is recorded in the order ledger first, so the ledger
+// always knows each order's latest Mirakl state.
+type orderFeed struct {
+	key    string
+	client *Client
+	st     *store.Store
+	log    *service.Logger
+	cfg    feedConfig
+
+	mu     sync.Mutex
+	subs   map[*orderSub]bool
+	cancel context.CancelFunc
+	done   chan struct{}
+	kick   chan struct{}
+}
+
+type feedConfig struct {
+	interval       time.Duration
+	overlap        time.Duration
+	lookback       time.Duration
+	safetyNetEvery time.Duration
+	acceptDelay    time.Duration
+	taxMode        string
+}
+
+// orderSub is one mirakl_orders input attached to a feed.
+type orderSub struct {
+	name   string // cursor name
+	states map[string]bool
+	ch     chan delivery
+
+	mu     sync.Mutex
+	cursor time.Time // newest last_updated_date fully acknowledged
+	polls  []*pollTrack
+}
+
+type delivery struct {
+	order    Order
+	previous string
+	track    *pollTrack
+}
+
+// pollTrack follows one poll's orders for one subscriber.
+type pollTrack struct {
+	maxUpdated  time.Time
+	outstanding int
+	complete    bool // every page was read and delivered
+	failed      bool // an order was nacked for good: never advance past it in this process
+}
+
+var (
+	feedsMu sync.Mutex
+	feeds   = map[string]*orderFeed{}
+)
+
+// joinFeed attaches a subscriber to the shop's feed, starting it if needed.
+func joinFeed(key string, newFeed func() (*orderFeed, error), sub *orderSub) (*orderFeed, error) {
+	feedsMu.Lock()
+	defer feedsMu.Unlock()
+	f := feeds[key]
+	if f == nil {
+		var err error
+		if f, err = newFeed(); err != nil {
+			return nil, err
+		}
+		f.key, f.subs, f.kick = key, map[*orderSub]bool{}, make(chan struct{}, 1)
+		feeds[key] = f
+	}
+	f.mu.Lock()
+	f.subs[sub] = true
+	if f.cancel == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		f.cancel, f.done = cancel, make(chan struct{})
+		go f.run(ctx)
+	}
+	f.mu.Unlock()
+	f.poke()
+	return f, nil
+}
+
+// leave detaches a subscriber; the last one stops the poller.
+func (f *orderFeed) leave(sub *orderSub) {
+	feedsMu.Lock()
+	defer feedsMu.Unlock()
+	f.mu.Lock()
+	delete(f.subs, sub)
+	last := len(f.subs) == 0
+	cancel, done := f.cancel, f.done
+	if last {
+		f.cancel = nil
+		delete(feeds, f.key)
+	}
+	f.mu.Unlock()
+	if last && cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+func (f *orderFeed) poke() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (f *orderFeed) snapshot() []*orderSub {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*orderSub, 0, len(f.subs))
+	for s := range f.subs {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (f *orderFeed) run(ctx context.Context) {
+	defer close(f.done)
+	var lastSafetyNet time.Time
+	for {
+		if err := f.poll(ctx, ListOrdersParams{}); err != nil && ctx.Err() == nil {
+			f.log.Errorf("Polling Mirakl orders (OR11) failed: %v; the next poll retries from the same watermark", err)
+		}
+		if f.cfg.safetyNetEvery > 0 && time.Since(lastSafetyNet) >= f.cfg.safetyNetEvery {
+			if states := f.waitingStates(); len(states) > 0 {
+				if err := f.poll(ctx, ListOrdersParams{OrderStateCodes: states}); err != nil && ctx.Err() == nil {
+					f.log.Errorf("Safety-net poll of orders in %v failed: %v", states, err)
+				}
+			}
+			lastSafetyNet = time.Now()
+		}
+		t := time.NewTimer(f.cfg.interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-f.kick:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// waitingStates are the WAITING_* states some subscriber wants: orders in
+// them are re-read by state now and then, whatever the watermark says, so an
+// order awaiting acceptance can never be missed.
+func (f *orderFeed) waitingStates() []string {
+	set := map[string]bool{}
+	for _, s := range f.snapshot() {
+		for st := range s.states {
+			if st == StateWaitingAcceptance {
+				set[st] = true
+			}
+		}
+	}
+	var out []string
+	for st := range set {
+		out = append(out, st)
+	}
+	return out
+}
+
+// poll reads every page of one OR11 query and hands the orders out. An
+// empty OrderStateCodes means "by watermark".
+func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
+	subs := f.snapshot()
+	if len(subs) == 0 {
+		return nil
+	}
+	byWatermark := len(p.OrderStateCodes) == 0
+	if byWatermark {
+		var from time.Time
+		for i, s := range subs {
+			s.mu.Lock()
+			c := s.cursor
+			s.mu.Unlock()
+			if i == 0 || c.Before(from) {
+				from = c
+			}
+		}
+		p.StartUpdateDate = from.Add(-f.cfg.overlap)
+	}
+	p.OrderTaxMode = f.cfg.taxMode
+	tracks := make(map[*orderSub]*pollTrack, len(subs))
+	for _, s := range subs {
+		t := &pollTrack{}
+		if byWatermark {
+			s.mu.Lock()
+			s.polls = append(s.polls, t)
+			s.mu.Unlock()
+		} else {
+			t.failed = true // a by-state poll never moves a watermark
+		}
+		tracks[s] = t
+	}
+	defer func() {
+		for s, t := range tracks {
+			s.mu.Lock()
+			t.complete = true
+			s.mu.Unlock()
+			s.advance(ctx, f)
+		}
+	}()
+	drifted, err := f.client.EachOrderPage(ctx, p, func(page *OrderPage) error {
+		for _, o := range page.Orders {
+			prev, err := f.record(ctx, o)
+			if err != nil {
+				return err
+			}
+			for s, t := range tracks {
+				s.mu.Lock()
+				if o.LastUpdatedDate.After(t.maxUpdated) {
+					t.maxUpdated = o.LastUpdatedDate
+				}
+				want := len(s.states) == 0 || s.states[o.OrderState]
+				if want {
+					t.outstanding++
+				}
+				s.mu.Unlock()
+				if !want {
+					continue
+				}
+				select {
+				case s.ch <- delivery{order: o, previous: prev, track: t}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Not every page was read: this poll must not move a watermark, but
+		// the orders it did hand out still settle normally.
+		for s, t := range tracks {
+			s.mu.Lock()
+			t.maxUpdated = time.Time{}
+			s.mu.Unlock()
+		}
+		return err
+	}
+	if drifted {
+		f.log.Warnf("Mirakl's order list changed while paging OR11; polling again at once so no order is skipped")
+		f.poke()
+	}
+	return nil
+}
+
+// record writes the order into the ledger and returns its previous state.
+func (f *orderFeed) record(ctx context.Context, o Order) (string, error) {
+	lo := LedgerFromOrder(o, f.client.ShopID())
+	if f.cfg.acceptDelay > 0 && o.OrderState == StateWaitingAcceptance {
+		by := o.CreatedDate.Add(f.cfg.acceptDelay)
+		lo.AcceptBy = &by
+	}
+	prev, err := f.st.RecordMiraklOrder(ctx, lo)
+	if err != nil {
+		return "", fmt.Errorf("recording Mirakl order %s in the ledger: %w", o.OrderID, err)
+	}
+	return prev, nil
+}
+
+// LedgerFromOrder is the ledger's view of a Mirakl order.
+func LedgerFromOrder(o Order, shopID int64) store.LedgerOrder {
+	lo := store.LedgerOrder{
+		OrderID: o.OrderID, CommercialID: o.CommercialID, ShopID: fmt.Sprint(shopID),
+		MiraklState: o.OrderState, CreatedAt: o.CreatedDate, MiraklUpdatedAt: o.LastUpdatedDate,
+		ShipBy: o.ShippingDeadline, Currency: o.CurrencyISOCode, TotalPrice: o.TotalPrice,
+	}
+	for _, l := range o.OrderLines {
+		lo.Lines = append(lo.Lines, store.LedgerLine{OrderLineID: l.OrderLineID, LineIndex: l.OrderLineIndex,
+			OfferSKU: l.OfferSKU, Quantity: l.Quantity, State: l.OrderLineState, Price: l.Price})
+	}
+	return lo
+}
+
+// done settles one delivered order for its subscriber.
+func (s *orderSub) done(ctx context.Context, f *orderFeed, t *pollTrack, ok bool) {
+	s.mu.Lock()
+	t.outstanding--
+	if !ok {
+		t.failed = true
+	}
+	s.mu.Unlock()
+	s.advance(ctx, f)
+}
+
+// advance moves the watermark past every leading poll that is complete and
+// fully acknowledged.
+func (s *orderSub) advance(ctx context.Context, f *orderFeed) {
+	s.mu.Lock()
+	moved := false
+	for len(s.polls) > 0 {
+		t := s.polls[0]
+		if !t.complete || t.outstanding > 0 || t.failed {
+			break
+		}
+		if t.maxUpdated.After(s.cursor) {
+			s.cursor, moved = t.maxUpdated, true
+		}
+		s.polls = s.polls[1:]
+	}
+	cursor := s.cursor
+	s.mu.Unlock()
+	if moved {
+		if err := f.st.SetCursor(context.WithoutCancel(ctx), s.name, cursor.UTC().Format(time.RFC3339Nano)); err != nil {
+			f.log.Errorf("Saving the order watermark %s=%s failed: %v; orders since the previous watermark will be read again", s.name, cursor, err)
+		}
+	}
+}
+
+// orderMessage turns one order into a message: the order exactly as Mirakl
+// sent it, plus metadata.
+func orderMessage(d delivery, shopID int64) *service.Message {
+	raw := d.order.Raw
+	if len(raw) == 0 {
+		raw, _ = json.Marshal(d.order)
+	}
+	msg := service.NewMessage(raw)
+	msg.MetaSetMut("mirakl_order_id", d.order.OrderID)
+	msg.MetaSetMut("mirakl_order_state", d.order.OrderState)
+	msg.MetaSetMut("mirakl_previous_state", d.previous)
+	msg.MetaSetMut("mirakl_shop_id", fmt.Sprint(shopID))
+	msg.MetaSetMut("mirakl_last_updated", d.order.LastUpdatedDate.UTC().Format(time.RFC3339Nano))
+	if !KnownOrderState(d.order.OrderState) {
+		msg.MetaSetMut("mirakl_unknown_state", "true")
+	}
+	return msg
+}

@@ -1,0 +1,67 @@
+// Package ops is what the people running the business see: exceptions
+// (failed messages stored durably for a person to fix and replay), the
+// catalogue of exception types with their owners, and later the dashboard,
+// alerts and metrics.
+package ops
+
+import "sort"
+
+// Team is who owns an exception: the people who can fix its cause.
+type Team string
+
+// The owner teams.
+const (
+	TeamEcommerce   Team = "ecommerce"   // catalogue, offers, SKUs, marketplace settings
+	TeamWarehouse   Team = "warehouse"   // Peoplevox, picking, despatch, carriers
+	TeamFinance     Team = "finance"     // amounts, taxes, settlements
+	TeamIntegration Team = "integration" // the connector itself, credentials, outages
+)
+
+// ExceptionType describes one kind of exception: who owns it, what it means
+// for the business and where the runbook explains it.
+type ExceptionType struct {
+	Name    string
+	Team    Team
+	Meaning string
+	// Replayable: replaying the stored message after fixing the cause is
+	// safe (the effect is idempotent).
+	Replayable bool
+}
+
+// Catalogue lists every exception type the connector can raise. The runbook
+// has a section per entry (a test checks it).
+var Catalogue = map[string]ExceptionType{
+	"accept_failed": {Name: "accept_failed", Team: TeamIntegration, Replayable: true,
+		Meaning: "An order could not be accepted or refused in Mirakl. If it is not accepted before the marketplace's deadline, Mirakl refuses it and the sale is lost."},
+	"unknown_sku": {Name: "unknown_sku", Team: TeamEcommerce, Replayable: true,
+		Meaning: "An order line's SKU is not an item code in Peoplevox, so the order cannot be sent to the warehouse."},
+	"import_failed": {Name: "import_failed", Team: TeamIntegration, Replayable: true,
+		Meaning: "A confirmed order could not be created as a Sales Order in Peoplevox; the warehouse cannot ship it."},
+	"amount_mismatch": {Name: "amount_mismatch", Team: TeamFinance, Replayable: true,
+		Meaning: "An order's lines and shipping do not add up to Mirakl's order total within one penny; it was not sent to the warehouse."},
+	"invalid_order": {Name: "invalid_order", Team: TeamIntegration, Replayable: true,
+		Meaning: "An order from Mirakl is missing something the warehouse needs (address, lines, a valid order number) or carries a state this version does not know."},
+	"cancel_after_pick": {Name: "cancel_after_pick", Team: TeamWarehouse, Replayable: false,
+		Meaning: "The customer's order was cancelled in Mirakl but the warehouse has already started picking it: stop the parcel by hand."},
+	"cancel_failed": {Name: "cancel_failed", Team: TeamIntegration, Replayable: true,
+		Meaning: "An order cancelled in Mirakl could not be cancelled in Peoplevox; it may still be shipped."},
+}
+
+// Lookup returns the type's description, or a generic one owned by the
+// integration team for names not in the catalogue.
+func Lookup(name string) ExceptionType {
+	if t, ok := Catalogue[name]; ok {
+		return t
+	}
+	return ExceptionType{Name: name, Team: TeamIntegration, Meaning: "An unclassified failure.", Replayable: true}
+}
+
+// TypeNames lists the catalogue's names, sorted.
+func TypeNames() []string {
+	out := make([]string, 0, len(Catalogue))
+	for n := range Catalogue {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

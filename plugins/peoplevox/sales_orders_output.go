@@ -1,0 +1,600 @@
+package peoplevox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/mpvx/mpvx/plugins/store"
+)
+
+const (
+	soFieldHeaderTemplate = "header_template"
+	soFieldLinesTemplate  = "lines_template"
+	soFieldFieldNames     = "field_names"
+	soFieldTransientWait  = "max_transient_wait"
+	soFieldBatching       = "batching"
+)
+
+func salesOrdersOutputSpec() *service.ConfigSpec {
+	return service.NewConfigSpec().
+		Beta().
+		Categories("Services").
+		Summary("Creates Sales Orders in Peoplevox (header, then lines) and cancels them, exactly once per order.").
+		Description(`
+Each message is one Sales Order, as the import pipeline's mapping writes it, with the default
+Peoplevox field names:
+
+`+"```json"+`
+{"order_id": "JM-000123-A",
+ "sales_order": {"SalesOrderNumber": "JM-000123-A", "Customer": "Ann O'Neill", "ShippingAddressLine1": "Flat 2, O'Neill House", "TotalSale": "52.85", ...},
+ "lines": [{"ItemCode": "JM-TOP-12", "QuantityOrdered": 2, "Line": "JM-000123-A-1", "Sequence": 1, "SalePrice": "24.95"}]}
+`+"```"+`
+
+or a cancellation: `+"`{\"order_id\": \"JM-000123-A\", \"cancel\": {\"SalesOrderNumber\": \"JM-000123-A\"}}`"+`.
+
+**Writing.** Headers of a batch go in one SaveData call on the "Sales orders" template, then the
+lines of every order whose header was accepted in one SaveData on "Sales order items" (at most
+100 rows per call). Field names are mapped onto the tenant's templates by name (read with
+GetSaveTemplate at first use), after renaming through `+"`field_names`"+` where a tenant configured
+different names. Per-row statuses decide per order: an order succeeds only when its header and
+every line were accepted, and the ledger then records the Sales Order.
+
+**Exactly once.** An order the ledger shows imported is skipped. Before writing, the output marks
+an attempt in the store; when a previous attempt's outcome is unknown (a timeout, a crash), it
+reads the Sales Order and its lines from Peoplevox first and only writes what is missing, so a
+retry never creates a second order or duplicate lines, and never re-sends a header the warehouse
+is already picking.
+
+**Cancelling.** A cancellation reads the Sales Order's status: one the warehouse has started
+picking (Picking, Packed, Despatched) is not touched and the message fails with a
+`+"`cancel_after_pick`"+` error for the warehouse team; otherwise it saves `+"`Status=Cancelled`"+`.
+
+**Failures.** Transient failures (Peoplevox down, HTML pages, timeouts) are retried, reading before
+writing again, for up to `+"`max_transient_wait`"+`. Rejected rows fail only their order (a batch
+error), with metadata `+"`exception_type`"+` for the exceptions output. Batching at this output is
+safe because the order input emits one message per transaction.`).
+		Fields(connectionFields()...).
+		Fields(
+			storeField(),
+			service.NewStringField(soFieldHeaderTemplate).Default("Sales orders").Advanced(),
+			service.NewStringField(soFieldLinesTemplate).Default("Sales order items").Advanced(),
+			service.NewStringMapField(soFieldFieldNames).Default(map[string]any{}).
+				Description("Renames default field names to this tenant's configured ones (default name → tenant name).").
+				Example(map[string]any{"SalesOrderNumber": "OrderRef", "ChannelName": "Channel"}),
+			service.NewDurationField(soFieldTransientWait).Default("10m").Advanced().
+				Description("How long transient Peoplevox failures are retried before the orders become exceptions."),
+			service.NewBatchPolicyField(soFieldBatching),
+			service.NewOutputMaxInFlightField().Default(2),
+		)
+}
+
+func init() {
+	service.MustRegisterBatchOutput("peoplevox_sales_orders", salesOrdersOutputSpec(), func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
+		out, err := newSalesOrdersOutputFromParsed(conf, mgr)
+		if err != nil {
+			return nil, service.BatchPolicy{}, 0, err
+		}
+		pol, err := conf.FieldBatchPolicy(soFieldBatching)
+		if err != nil {
+			return nil, service.BatchPolicy{}, 0, err
+		}
+		mif, err := conf.FieldMaxInFlight()
+		return out, pol, mif, err
+	})
+}
+
+type salesOrdersOutput struct {
+	client         *Client
+	dsn            string
+	st             *store.Store
+	log            *service.Logger
+	headerTemplate string
+	linesTemplate  string
+	rename         map[string]string
+	transientWait  time.Duration
+	imported       *service.MetricCounter
+	cancelled      *service.MetricCounter
+	latency        *service.MetricTimer
+}
+
+func newSalesOrdersOutputFromParsed(conf *service.ParsedConfig, mgr *service.Resources) (*salesOrdersOutput, error) {
+	o := &salesOrdersOutput{log: mgr.Logger(), rename: map[string]string{},
+		imported:  mgr.Metrics().NewCounter("mpvx_orders_imported"),
+		cancelled: mgr.Metrics().NewCounter("mpvx_orders_cancelled_in_peoplevox"),
+		latency:   mgr.Metrics().NewTimer("mpvx_import_latency_ns")}
+	var err error
+	if o.client, err = clientFromParsed(conf, mgr); err != nil {
+		return nil, err
+	}
+	if o.dsn, err = conf.FieldString(pvFieldStore); err != nil {
+		return nil, err
+	}
+	if o.dsn == "" {
+		o.dsn = store.DefaultDSN()
+	}
+	if o.headerTemplate, err = conf.FieldString(soFieldHeaderTemplate); err != nil {
+		return nil, err
+	}
+	if o.linesTemplate, err = conf.FieldString(soFieldLinesTemplate); err != nil {
+		return nil, err
+	}
+	if o.rename, err = conf.FieldStringMap(soFieldFieldNames); err != nil {
+		return nil, err
+	}
+	if o.transientWait, err = conf.FieldDuration(soFieldTransientWait); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func (o *salesOrdersOutput) Connect(ctx context.Context) error {
+	if o.st != nil {
+		return nil
+	}
+	st, err := store.Shared(ctx, o.dsn)
+	if err != nil {
+		return err
+	}
+	o.st = st
+	return nil
+}
+
+func (o *salesOrdersOutput) Close(ctx context.Context) error {
+	if o.st == nil {
+		return nil
+	}
+	err := o.st.Close()
+	o.st = nil
+	return err
+}
+
+// salesOrderDoc is one message.
+type salesOrderDoc struct {
+	OrderID    string           `json:"order_id"`
+	SalesOrder map[string]any   `json:"sales_order"`
+	Lines      []map[string]any `json:"lines"`
+	Cancel     map[string]any   `json:"cancel"`
+
+	number string // SalesOrderNumber
+	index  int    // position in the batch
+	header map[string]string
+	rows   []map[string]string
+}
+
+// orderFailure is a per-order failure with the exception type it maps to.
+type orderFailure struct {
+	typ string
+	err error
+}
+
+func (f *orderFailure) Error() string { return f.err.Error() }
+func (f *orderFailure) Unwrap() error { return f.err }
+
+func fail(typ string, format string, args ...any) *orderFailure {
+	return &orderFailure{typ: typ, err: fmt.Errorf(format, args...)}
+}
+
+func (o *salesOrdersOutput) WriteBatch(ctx context.Context, batch service.MessageBatch) error {
+	if o.st == nil {
+		return service.ErrNotConnected
+	}
+	failures := make(map[int]*orderFailure)
+	var imports, cancels []*salesOrderDoc
+	for i, msg := range batch {
+		doc, err := o.parse(msg)
+		if err != nil {
+			failures[i] = err
+			continue
+		}
+		doc.index = i
+		if doc.Cancel != nil {
+			cancels = append(cancels, doc)
+		} else {
+			imports = append(imports, doc)
+		}
+	}
+	if len(imports) > 0 {
+		if err := o.withTransientRetry(ctx, func(attempt int) error {
+			return o.importOrders(ctx, imports, failures, attempt > 1)
+		}); err != nil {
+			for _, d := range imports {
+				if failures[d.index] == nil {
+					failures[d.index] = &orderFailure{typ: "import_failed", err: fmt.Errorf("order %s: Peoplevox kept failing for %s: %w; replay it once Peoplevox answers", d.OrderID, o.transientWait, err)}
+				}
+			}
+		}
+	}
+	for _, d := range cancels {
+		if err := o.withTransientRetry(ctx, func(int) error { return o.cancelOrder(ctx, d) }); err != nil {
+			var of *orderFailure
+			if !errors.As(err, &of) {
+				of = &orderFailure{typ: "cancel_failed", err: fmt.Errorf("order %s: cancelling Sales Order %s failed: %w", d.OrderID, d.number, err)}
+			}
+			failures[d.index] = of
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if len(failures) == 0 {
+		return nil
+	}
+	bErr := service.NewBatchError(batch, fmt.Errorf("%d of %d Sales Orders failed", len(failures), len(batch)))
+	for i, f := range failures {
+		batch[i].MetaSetMut("exception_type", f.typ)
+		o.log.With("order_id", orderIDOf(batch[i])).Errorf("%v", f.err)
+		bErr.Failed(i, f.err)
+	}
+	return bErr
+}
+
+func orderIDOf(msg *service.Message) string {
+	v, _ := msg.MetaGet("mirakl_order_id")
+	return v
+}
+
+// parse reads and validates one message.
+func (o *salesOrdersOutput) parse(msg *service.Message) (*salesOrderDoc, *orderFailure) {
+	raw, err := msg.AsBytes()
+	if err != nil {
+		return nil, fail("import_failed", "reading the message: %v", err)
+	}
+	var d salesOrderDoc
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	if err := dec.Decode(&d); err != nil {
+		return nil, fail("import_failed", "the message is not a Sales Order document {order_id, sales_order, lines} or a cancellation: %v; fix the import mapping", err)
+	}
+	if d.OrderID == "" {
+		d.OrderID = orderIDOf(msg)
+	}
+	src := d.SalesOrder
+	if d.Cancel != nil {
+		src = d.Cancel
+	}
+	if src == nil {
+		return nil, fail("import_failed", "order %s: the message has neither sales_order nor cancel; fix the import mapping", d.OrderID)
+	}
+	d.number = cellString(src["SalesOrderNumber"])
+	if d.number == "" {
+		return nil, fail("invalid_order", "order %s: SalesOrderNumber is empty", d.OrderID)
+	}
+	if n := len([]rune(d.number)); n > 30 {
+		return nil, fail("invalid_order", "order %s: SalesOrderNumber %q is %d characters; Peoplevox allows 30: map a shorter number", d.OrderID, d.number, n)
+	}
+	if d.Cancel != nil {
+		return &d, nil
+	}
+	if len(d.Lines) == 0 {
+		return nil, fail("invalid_order", "order %s has no lines to send to the warehouse", d.OrderID)
+	}
+	d.header = o.row(d.SalesOrder)
+	for i, l := range d.Lines {
+		r := o.row(l)
+		r[o.name("SalesOrderNumber")] = d.number
+		if r[o.name("Line")] == "" {
+			return nil, fail("invalid_order", "order %s: line %d has no Line reference; set it to the Mirakl order_line_id so despatches map back", d.OrderID, i+1)
+		}
+		d.rows = append(d.rows, r)
+	}
+	return &d, nil
+}
+
+// name maps a default field name to the tenant's.
+func (o *salesOrdersOutput) name(def string) string {
+	if n, ok := o.rename[def]; ok && n != "" {
+		return n
+	}
+	return def
+}
+
+func (o *salesOrdersOutput) row(m map[string]any) map[string]string {
+	r := make(map[string]string, len(m))
+	for k, v := range m {
+		if v == nil {
+			continue // absent, never "null" or "undefined" in a cell
+		}
+		r[o.name(k)] = cellString(v)
+	}
+	return r
+}
+
+// cellString renders a JSON value as a CSV cell: numbers verbatim (never
+// through float64), booleans true/false.
+func cellString(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case bool:
+		return strconv.FormatBool(x)
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	default:
+		b, _ := json.Marshal(x)
+		return string(b)
+	}
+}
+
+// attemptNS marks, in the store, Sales Orders a write was attempted for:
+// their outcome must be read back before writing again.
+const attemptNS = "pvx_import_attempt"
+
+// importOrders writes headers then lines for orders not yet imported.
+// recheck forces read-before-write for every order (a retry after a
+// transient failure).
+func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrderDoc, failures map[int]*orderFailure, recheck bool) error {
+	ids := make([]string, 0, len(docs))
+	for _, d := range docs {
+		ids = append(ids, d.OrderID)
+	}
+	ledger, err := o.st.OrdersByID(ctx, ids)
+	if err != nil {
+		return err
+	}
+	var todo []*salesOrderDoc
+	for _, d := range docs {
+		if failures[d.index] != nil {
+			continue
+		}
+		if l, ok := ledger[d.OrderID]; ok && l.SalesOrderNumber != "" {
+			continue // already imported: nothing to do
+		}
+		todo = append(todo, d)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	// Orders a previous attempt may have written: read them back first.
+	existing := map[string]existingOrder{}
+	var toRead []string
+	for _, d := range todo {
+		_, err := o.st.KVGet(ctx, attemptNS, d.number)
+		switch {
+		case err == nil || recheck:
+			toRead = append(toRead, d.number)
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+	}
+	if len(toRead) > 0 {
+		if existing, err = o.readExisting(ctx, toRead); err != nil {
+			return err
+		}
+	}
+	for _, d := range todo {
+		if err := o.st.KVSet(ctx, attemptNS, d.number, []byte(time.Now().UTC().Format(time.RFC3339)), 30*24*time.Hour); err != nil {
+			return err
+		}
+	}
+
+	// Headers.
+	var headerRows []map[string]string
+	var headerDocs []*salesOrderDoc
+	for _, d := range todo {
+		if ex, ok := existing[d.number]; ok {
+			if ex.status != "" && ex.status != "New" && ex.status != "Allocated" {
+				continue // the warehouse is working on it: never touch the header
+			}
+			if ex.status != "" {
+				continue // the header exists; only lines may be missing
+			}
+		}
+		headerRows = append(headerRows, d.header)
+		headerDocs = append(headerDocs, d)
+	}
+	if len(headerRows) > 0 {
+		res, err := o.client.SaveRows(ctx, o.headerTemplate, headerRows, ActionNone)
+		if err != nil && !anyRowResult(res) {
+			return err
+		}
+		for i, r := range res {
+			if i < len(headerDocs) && !r.OK() {
+				d := headerDocs[i]
+				failures[d.index] = &orderFailure{typ: "import_failed",
+					err: fmt.Errorf("order %s: Peoplevox refused the Sales Order header %s: %v; fix the order data or the mapping, then replay", d.OrderID, d.number, r.Err)}
+			}
+		}
+	}
+
+	// Lines of every order whose header is in Peoplevox.
+	var lineRows []map[string]string
+	var lineDocs []*salesOrderDoc
+	lineKey := o.name("Line")
+	for _, d := range todo {
+		if failures[d.index] != nil {
+			continue
+		}
+		ex := existing[d.number]
+		for _, r := range d.rows {
+			if ex.lines[r[lineKey]] {
+				continue // written by an earlier attempt
+			}
+			lineRows = append(lineRows, r)
+			lineDocs = append(lineDocs, d)
+		}
+	}
+	if len(lineRows) > 0 {
+		res, err := o.client.SaveRows(ctx, o.linesTemplate, lineRows, ActionNone)
+		if err != nil && !anyRowResult(res) {
+			return err
+		}
+		for i, r := range res {
+			if i < len(lineDocs) && !r.OK() && failures[lineDocs[i].index] == nil {
+				d := lineDocs[i]
+				failures[d.index] = &orderFailure{typ: "import_failed",
+					err: fmt.Errorf("order %s: Peoplevox refused line %s of Sales Order %s: %v; the header exists, fix the line and replay (lines already written are not duplicated)", d.OrderID, lineRows[i][lineKey], d.number, r.Err)}
+			}
+		}
+	}
+
+	now := time.Now().UTC()
+	for _, d := range todo {
+		if failures[d.index] != nil {
+			continue
+		}
+		status := existing[d.number].status
+		if status == "" {
+			status = "New"
+		}
+		if err := o.st.MarkImported(ctx, d.OrderID, d.number, status, now); err != nil {
+			return err
+		}
+		o.imported.Incr(1)
+		if l, ok := ledger[d.OrderID]; ok && !l.MiraklUpdatedAt.IsZero() {
+			o.latency.Timing(int64(now.Sub(l.MiraklUpdatedAt)))
+		}
+		if _, err := o.st.ResolveExceptionsByKey(ctx, "import_failed", d.OrderID, "connector", "imported on a later attempt"); err != nil {
+			o.log.Warnf("Resolving earlier exceptions of order %s: %v", d.OrderID, err)
+		}
+	}
+	return nil
+}
+
+func anyRowResult(res []RowResult) bool {
+	for _, r := range res {
+		if r.Sent {
+			return true
+		}
+	}
+	return false
+}
+
+type existingOrder struct {
+	status string          // "" = no such Sales Order
+	lines  map[string]bool // Line references present
+}
+
+// readExisting reads Sales Orders and their lines by number.
+func (o *salesOrdersOutput) readExisting(ctx context.Context, numbers []string) (map[string]existingOrder, error) {
+	out := map[string]existingOrder{}
+	numberField, statusField, lineField := o.name("SalesOrderNumber"), o.name("Status"), o.name("Line")
+	clauses, err := InChunks(Field(numberField), numbers, 100)
+	if err != nil {
+		return nil, err
+	}
+	for _, clause := range clauses {
+		heads, err := o.client.AllData(ctx, GetDataRequest{Template: o.headerTemplate, SearchClause: clause})
+		if err != nil {
+			return nil, err
+		}
+		for i := 0; i < heads.Len(); i++ {
+			n, _ := heads.Lookup(i, numberField)
+			st, _ := heads.Lookup(i, statusField)
+			if st == "" {
+				st = "New"
+			}
+			out[n] = existingOrder{status: st, lines: map[string]bool{}}
+		}
+		lines, err := o.client.AllData(ctx, GetDataRequest{Template: o.linesTemplate, SearchClause: clause})
+		if err != nil {
+			return nil, err
+		}
+		for i := 0; i < lines.Len(); i++ {
+			n, _ := lines.Lookup(i, numberField)
+			l, _ := lines.Lookup(i, lineField)
+			if ex, ok := out[n]; ok {
+				ex.lines[l] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// cancelOrder cancels a Sales Order unless the warehouse started on it.
+func (o *salesOrdersOutput) cancelOrder(ctx context.Context, d *salesOrderDoc) error {
+	ex, err := o.readExisting(ctx, []string{d.number})
+	if err != nil {
+		return err
+	}
+	cur, ok := ex[d.number]
+	now := time.Now().UTC()
+	if !ok {
+		// Never reached Peoplevox: nothing to cancel.
+		return o.st.AddEvent(ctx, store.OrderEvent{OrderID: d.OrderID, At: now, Kind: "cancel_skipped", Detail: "cancelled in Mirakl before reaching Peoplevox", Actor: "connector"})
+	}
+	switch cur.status {
+	case "Cancelled":
+		return o.st.SetPeoplevoxStatus(ctx, d.OrderID, "Cancelled", now)
+	case "Picking", "Packed", "Despatched", "Partially despatched":
+		_ = o.st.SetPeoplevoxStatus(ctx, d.OrderID, cur.status, now)
+		return fail("cancel_after_pick", "order %s was cancelled by the customer in Mirakl but Sales Order %s is already %s in Peoplevox: stop the parcel in the warehouse", d.OrderID, d.number, cur.status)
+	}
+	res, err := o.client.SaveRows(ctx, o.headerTemplate, []map[string]string{{o.name("SalesOrderNumber"): d.number, o.name("Status"): "Cancelled"}}, ActionNone)
+	if err != nil && !anyRowResult(res) {
+		return err
+	}
+	if len(res) != 1 || !res[0].OK() {
+		// Picking may have started between the read and the write.
+		again, rerr := o.readExisting(ctx, []string{d.number})
+		if rerr == nil && again[d.number].status != "" && again[d.number].status != "New" && again[d.number].status != "Allocated" {
+			return fail("cancel_after_pick", "order %s was cancelled in Mirakl but Sales Order %s became %s in Peoplevox before it could be cancelled: stop the parcel in the warehouse", d.OrderID, d.number, again[d.number].status)
+		}
+		var rowErr error
+		if len(res) > 0 {
+			rowErr = res[0].Err
+		}
+		return fail("cancel_failed", "order %s: Peoplevox refused to cancel Sales Order %s: %v", d.OrderID, d.number, rowErr)
+	}
+	o.cancelled.Incr(1)
+	return o.st.SetPeoplevoxStatus(ctx, d.OrderID, "Cancelled", now)
+}
+
+// withTransientRetry runs fn until it succeeds, fails permanently, or
+// transient failures have lasted longer than the configured wait.
+func (o *salesOrdersOutput) withTransientRetry(ctx context.Context, fn func(attempt int) error) error {
+	deadline := time.Now().Add(o.transientWait)
+	delay := time.Second
+	for attempt := 1; ; attempt++ {
+		err := fn(attempt)
+		if err == nil || !transient(err) || time.Now().After(deadline) {
+			return err
+		}
+		o.log.Warnf("Peoplevox failed transiently (%v); retrying in %s, reading before writing", err, delay)
+		d := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+// transient reports whether err may go away by itself.
+func transient(err error) bool {
+	var of *orderFailure
+	if errors.As(err, &of) {
+		return false
+	}
+	var te *TransportError
+	if errors.As(err, &te) {
+		return te.Temporary()
+	}
+	if errors.Is(err, ErrSessionExpired) {
+		return true
+	}
+	var ae *APIError
+	var sf *SOAPFault
+	if errors.As(err, &ae) || errors.As(err, &sf) {
+		return false
+	}
+	return !errors.Is(err, context.Canceled)
+}
