@@ -105,6 +105,9 @@ func (o *ackOutput) Connect(ctx context.Context) error {
 	if o.st != nil {
 		return nil
 	}
+	if err := loadBudgets(ctx, o.conf, o.mgr); err != nil {
+		return err
+	}
 	st, err := store.Shared(ctx, o.dsn)
 	if err != nil {
 		return err

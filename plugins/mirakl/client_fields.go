@@ -1,7 +1,9 @@
 package mirakl
 
 import (
+	"context"
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -23,6 +25,7 @@ const (
 	fieldMaxRetryAfter = "max_retry_after"
 	fieldTLSSkipVerify = "tls_skip_verify"
 	fieldStore         = "store"
+	fieldBudgets       = "budgets"
 )
 
 func clientFields() []*service.ConfigField {
@@ -46,7 +49,29 @@ func clientFields() []*service.ConfigField {
 		).Advanced().Description("Retry policy: 429 waits `Retry-After` (pausing the operation's budget for every pipeline of the shop); 5xx, timeouts and dropped connections back off with jitter, for repeatable calls only; other 4xx never retry."),
 		service.NewBoolField(fieldTLSSkipVerify).Default(false).Advanced().
 			Description("Do not verify Mirakl's TLS certificate. Only for a test instance behind a proxy with a private CA; never in production."),
+		service.NewStringListField(fieldBudgets).Default([]string{}).
+			Description("Names of `mirakl_budget` rate-limit resources that set this shop's call budgets. Every component of the shop shares the budgets whichever names them; operations without one use Mirakl's published maximum.").
+			Example([]string{"mirakl_or11", "mirakl_sto01"}),
 	}
+}
+
+// loadBudgets constructs the named mirakl_budget resources (Benthos builds
+// resources lazily, on first use), which registers their budgets with the
+// shop's governor before the first call.
+func loadBudgets(ctx context.Context, conf *service.ParsedConfig, mgr *service.Resources) error {
+	names, err := conf.FieldStringList(fieldBudgets)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if !mgr.HasRateLimit(n) {
+			return fmt.Errorf("budgets: no rate limit resource named %q; declare it under rate_limit_resources as a mirakl_budget", n)
+		}
+		if err := mgr.AccessRateLimit(ctx, n, func(service.RateLimit) {}); err != nil {
+			return fmt.Errorf("budgets: %s: %w", n, err)
+		}
+	}
+	return nil
 }
 
 func storeField() *service.ConfigField {

@@ -177,6 +177,9 @@ func (in *ordersInput) Connect(ctx context.Context) error {
 	if in.sub != nil {
 		return nil
 	}
+	if err := loadBudgets(ctx, in.conf, in.mgr); err != nil {
+		return err
+	}
 	client, err := clientFromParsed(in.conf, in.mgr)
 	if err != nil {
 		return err

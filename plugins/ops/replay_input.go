@@ -94,6 +94,13 @@ func (in *replayInput) Connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Replays a crash left claimed but unfinished go back in the queue.
+	if n, err := st.RequeueStaleReplays(ctx, time.Now().Add(-5*time.Minute)); err != nil {
+		_ = st.Close()
+		return err
+	} else if n > 0 {
+		in.log.Infof("Put %d interrupted replay(s) back in the queue", n)
+	}
 	in.st = st
 	return nil
 }
