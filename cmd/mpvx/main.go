@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string) int {
 		service.CLIOptSetVersion(Version, DateBuilt),
 		service.CLIOptSetDocumentationURL("https://github.com/mpvx/mpvx/tree/main/docs"),
 		service.CLIOptAddCommand(sandboxCommand()),
+		service.CLIOptAddCommand(demoCommand()),
 	)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

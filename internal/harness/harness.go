@@ -1,0 +1,193 @@
+// Package harness starts both sandboxes on one world and one clock, seeds a
+// catalogue, serves them on loopback and tells the connector where they are.
+// The demo and the end-to-end tests both stand on it.
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	msandbox "github.com/mpvx/mpvx/plugins/mirakl/sandbox"
+	psandbox "github.com/mpvx/mpvx/plugins/peoplevox/sandbox"
+	"github.com/mpvx/mpvx/plugins/sandboxkit"
+)
+
+// Product is one SKU of the catalogue: an offer on Mirakl and, unless
+// NotInPeoplevox, an item type in Peoplevox with physical stock.
+type Product struct {
+	SKU            string
+	Title          string
+	Price          decimal.Decimal
+	Physical       int
+	OfferQuantity  int // Mirakl offer quantity; 0 = Physical
+	NotInPeoplevox bool
+}
+
+// Options configure Start.
+type Options struct {
+	Speed     float64 // sandbox seconds per real second; default 60
+	Seed      int64
+	Catalogue []Product // default DefaultCatalogue(30, Seed)
+	Mirakl    func(*msandbox.Config)
+	Peoplevox func(*psandbox.Config)
+}
+
+// Sandboxes is a running pair.
+type Sandboxes struct {
+	Clock        *sandboxkit.Clock
+	World        *sandboxkit.World
+	Mirakl       *msandbox.Server
+	Peoplevox    *psandbox.Server
+	MiraklURL    string
+	PeoplevoxURL string
+	ShopID       int64
+	servers      []*http.Server
+}
+
+// Start builds, seeds and serves both sandboxes.
+func Start(o Options) (*Sandboxes, error) {
+	if o.Speed <= 0 {
+		o.Speed = 60
+	}
+	if o.Catalogue == nil {
+		o.Catalogue = DefaultCatalogue(30, o.Seed)
+	}
+	s := &Sandboxes{Clock: sandboxkit.NewClock(o.Speed), World: sandboxkit.NewWorld()}
+
+	mc := msandbox.DefaultConfig()
+	mc.Clock, mc.World, mc.Seed, mc.Faults = s.Clock, s.World, o.Seed, sandboxkit.NewFaults(o.Seed)
+	if o.Mirakl != nil {
+		o.Mirakl(&mc)
+	}
+	s.ShopID = mc.ShopID
+	s.Mirakl = msandbox.New(mc)
+
+	pc := psandbox.DefaultConfig()
+	pc.Clock, pc.World, pc.Seed, pc.Faults = s.Clock, s.World, o.Seed, sandboxkit.NewFaults(o.Seed+1)
+	if o.Peoplevox != nil {
+		o.Peoplevox(&pc)
+	}
+	s.Peoplevox = psandbox.New(pc)
+
+	for i, p := range o.Catalogue {
+		physical := p.Physical
+		qty := p.OfferQuantity
+		if qty == 0 {
+			qty = physical
+		}
+		seed := msandbox.OfferSeed{SKU: p.SKU, Quantity: qty, Price: p.Price, Title: p.Title}
+		if p.NotInPeoplevox {
+			s.Mirakl.SeedOffers(seed)
+			continue
+		}
+		seed.Physical = &physical
+		s.Mirakl.SeedOffers(seed)
+		s.Peoplevox.SeedItems(psandbox.ItemSeed{ItemCode: p.SKU, Name: p.Title, Barcode: fmt.Sprintf("5055%09d", i+1), OnHand: physical})
+	}
+
+	var err error
+	if s.MiraklURL, err = s.serve(s.Mirakl.Handler()); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.PeoplevoxURL, err = s.serve(s.Peoplevox.Handler()); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Sandboxes) serve(h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("cannot listen on loopback: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	s.servers = append(s.servers, srv)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			panic(err)
+		}
+	}()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// Close stops the servers and the sandboxes' timers.
+func (s *Sandboxes) Close() {
+	for _, srv := range s.servers {
+		_ = srv.Close()
+	}
+	if s.Mirakl != nil {
+		s.Mirakl.Close()
+	}
+	if s.Peoplevox != nil {
+		s.Peoplevox.Close()
+	}
+}
+
+// Scaled converts a sandbox duration (Mirakl's "once per minute") into the
+// real duration it lasts at the clock's speed.
+func (s *Sandboxes) Scaled(d time.Duration) time.Duration { return s.Clock.Real(d) }
+
+// ConnectorEnv is the environment the pipelines need to run against these
+// sandboxes: addresses, credentials, and Mirakl budgets scaled to the clock
+// so the connector calls as often as Mirakl allows in sandbox time.
+func (s *Sandboxes) ConnectorEnv(storeDSN, httpAddr string) map[string]string {
+	minute := s.Scaled(time.Minute)
+	return map[string]string{
+		"MIRAKL_URL":                s.MiraklURL,
+		"MIRAKL_API_KEY":            "sandbox-key",
+		"MIRAKL_SHOP_ID":            strconv.FormatInt(s.ShopID, 10),
+		"MIRAKL_POLL_INTERVAL":      minute.String(),
+		"MIRAKL_OR11_INTERVAL":      minute.String(),
+		"MIRAKL_ACCEPTANCE_DELAY":   "24h",
+		"MIRAKL_PARTIAL_ACCEPTANCE": "true",
+		"PEOPLEVOX_URL":             s.PeoplevoxURL,
+		"PEOPLEVOX_CLIENT_ID":       "sandbox",
+		"PEOPLEVOX_USERNAME":        "sandbox",
+		"PEOPLEVOX_PASSWORD":        "sandbox",
+		"MPVX_STORE_DSN":            storeDSN,
+		"MPVX_HTTP_ADDR":            httpAddr,
+		"MPVX_CHANNEL_NAME":         "Joules Marketplace",
+		"MPVX_SERVICE_TYPES":        "STD:Standard,EXP:Express",
+		"MPVX_REFUSE_UNKNOWN_SKUS":  "false",
+	}
+}
+
+var garments = []string{"Breton Top", "Padded Gilet", "Wellies", "Wool Scarf", "Rain Jacket", "Striped Jumper",
+	"Floral Dress", "Cord Trousers", "Fleece", "Bobble Hat", "Canvas Bag", "Socks 3-Pack", "Shirt", "Hoodie", "Chinos"}
+
+// DefaultCatalogue is n Joules-like products with 20 to 200 units each.
+func DefaultCatalogue(n int, seed int64) []Product {
+	rng := rand.New(rand.NewSource(seed + 99))
+	out := make([]Product, 0, n)
+	for i := 0; i < n; i++ {
+		g := garments[i%len(garments)]
+		price := decimal.New(int64(995+rng.Intn(70)*100), -2) // 9.95 .. 78.95
+		out = append(out, Product{
+			SKU:      fmt.Sprintf("JM-%04d", 1001+i),
+			Title:    fmt.Sprintf("%s, size %d", g, 8+2*(i%6)),
+			Price:    price,
+			Physical: 20 + rng.Intn(181),
+		})
+	}
+	return out
+}
+
+// FreeAddr returns a loopback address nothing listens on right now.
+func FreeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr, nil
+}
