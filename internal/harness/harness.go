@@ -82,13 +82,13 @@ func Start(o Options) (*Sandboxes, error) {
 		if qty == 0 {
 			qty = physical
 		}
-		seed := msandbox.OfferSeed{SKU: p.SKU, Quantity: qty, Price: p.Price, Title: p.Title}
+		// The world knows the physical units even of a SKU Peoplevox does
+		// not list (a catalogue mistake, not an empty shelf).
+		seed := msandbox.OfferSeed{SKU: p.SKU, Quantity: qty, Price: p.Price, Title: p.Title, Physical: &physical}
+		s.Mirakl.SeedOffers(seed)
 		if p.NotInPeoplevox {
-			s.Mirakl.SeedOffers(seed)
 			continue
 		}
-		seed.Physical = &physical
-		s.Mirakl.SeedOffers(seed)
 		s.Peoplevox.SeedItems(psandbox.ItemSeed{ItemCode: p.SKU, Name: p.Title, Barcode: fmt.Sprintf("5055%09d", i+1), OnHand: physical})
 	}
 
@@ -142,22 +142,23 @@ func (s *Sandboxes) Scaled(d time.Duration) time.Duration { return s.Clock.Real(
 func (s *Sandboxes) ConnectorEnv(storeDSN, httpAddr string) map[string]string {
 	minute := s.Scaled(time.Minute)
 	return map[string]string{
-		"MIRAKL_URL":                s.MiraklURL,
-		"MIRAKL_API_KEY":            "sandbox-key",
-		"MIRAKL_SHOP_ID":            strconv.FormatInt(s.ShopID, 10),
-		"MIRAKL_POLL_INTERVAL":      minute.String(),
-		"MIRAKL_OR11_INTERVAL":      minute.String(),
-		"MIRAKL_ACCEPTANCE_DELAY":   "24h",
-		"MIRAKL_PARTIAL_ACCEPTANCE": "true",
-		"PEOPLEVOX_URL":             s.PeoplevoxURL,
-		"PEOPLEVOX_CLIENT_ID":       "sandbox",
-		"PEOPLEVOX_USERNAME":        "sandbox",
-		"PEOPLEVOX_PASSWORD":        "sandbox",
-		"MPVX_STORE_DSN":            storeDSN,
-		"MPVX_HTTP_ADDR":            httpAddr,
-		"MPVX_CHANNEL_NAME":         "Joules Marketplace",
-		"MPVX_SERVICE_TYPES":        "STD:Standard,EXP:Express",
-		"MPVX_REFUSE_UNKNOWN_SKUS":  "false",
+		"MIRAKL_URL":                 s.MiraklURL,
+		"MIRAKL_API_KEY":             "sandbox-key",
+		"MIRAKL_SHOP_ID":             strconv.FormatInt(s.ShopID, 10),
+		"MIRAKL_POLL_INTERVAL":       minute.String(),
+		"MIRAKL_OR11_INTERVAL":       minute.String(),
+		"MIRAKL_ACCEPTANCE_DELAY":    "24h",
+		"MIRAKL_SAFETY_NET_INTERVAL": s.Scaled(15 * time.Minute).String(),
+		"MIRAKL_PARTIAL_ACCEPTANCE":  "true",
+		"PEOPLEVOX_URL":              s.PeoplevoxURL,
+		"PEOPLEVOX_CLIENT_ID":        "sandbox",
+		"PEOPLEVOX_USERNAME":         "sandbox",
+		"PEOPLEVOX_PASSWORD":         "sandbox",
+		"MPVX_STORE_DSN":             storeDSN,
+		"MPVX_HTTP_ADDR":             httpAddr,
+		"MPVX_CHANNEL_NAME":          "Joules Marketplace",
+		"MPVX_SERVICE_TYPES":         "STD:Standard,EXP:Express",
+		"MPVX_REFUSE_UNKNOWN_SKUS":   "false",
 	}
 }
 

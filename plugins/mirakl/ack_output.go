@@ -269,6 +269,9 @@ func (o *ackOutput) record(ctx context.Context, d Decision, led store.LedgerOrde
 		// settle it, so this is safe to report as a failure.
 		return fmt.Errorf("order %s was accepted in Mirakl but recording it in the ledger failed: %w", d.OrderID, err)
 	}
+	if _, err := o.st.ResolveExceptionsByKey(context.WithoutCancel(ctx), "accept_failed", d.OrderID, "connector", "accepted on a later attempt"); err != nil {
+		o.log.Warnf("Resolving earlier accept_failed exceptions of order %s: %v", d.OrderID, err)
+	}
 	switch {
 	case accepted == len(d.OrderLines):
 		o.accepted.Incr(1, "accepted")

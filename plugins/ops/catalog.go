@@ -4,7 +4,11 @@
 // alerts and metrics.
 package ops
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/mpvx/mpvx/plugins/store"
+)
 
 // Team is who owns an exception: the people who can fix its cause.
 type Team string
@@ -26,20 +30,37 @@ type ExceptionType struct {
 	// Replayable: replaying the stored message after fixing the cause is
 	// safe (the effect is idempotent).
 	Replayable bool
+	// DoneWhen names the order milestone that makes the exception moot
+	// ("accepted", "imported"): when another delivery of the same order got
+	// there, the failure of this attempt is not raised (or is resolved at
+	// once), so operators never chase an order that is fine.
+	DoneWhen string
+}
+
+// Done reports whether the ledger shows the milestone that makes an
+// exception of this type moot for the order.
+func (t ExceptionType) Done(o store.LedgerOrder) bool {
+	switch t.DoneWhen {
+	case "accepted":
+		return o.AcceptedAt != nil
+	case "imported":
+		return o.SalesOrderNumber != ""
+	}
+	return false
 }
 
 // Catalogue lists every exception type the connector can raise. The runbook
 // has a section per entry (a test checks it).
 var Catalogue = map[string]ExceptionType{
-	"accept_failed": {Name: "accept_failed", Team: TeamIntegration, Replayable: true,
+	"accept_failed": {Name: "accept_failed", DoneWhen: "accepted", Team: TeamIntegration, Replayable: true,
 		Meaning: "An order could not be accepted or refused in Mirakl. If it is not accepted before the marketplace's deadline, Mirakl refuses it and the sale is lost."},
-	"unknown_sku": {Name: "unknown_sku", Team: TeamEcommerce, Replayable: true,
+	"unknown_sku": {Name: "unknown_sku", DoneWhen: "imported", Team: TeamEcommerce, Replayable: true,
 		Meaning: "An order line's SKU is not an item code in Peoplevox, so the order cannot be sent to the warehouse."},
-	"import_failed": {Name: "import_failed", Team: TeamIntegration, Replayable: true,
+	"import_failed": {Name: "import_failed", DoneWhen: "imported", Team: TeamIntegration, Replayable: true,
 		Meaning: "A confirmed order could not be created as a Sales Order in Peoplevox; the warehouse cannot ship it."},
-	"amount_mismatch": {Name: "amount_mismatch", Team: TeamFinance, Replayable: true,
+	"amount_mismatch": {Name: "amount_mismatch", DoneWhen: "imported", Team: TeamFinance, Replayable: true,
 		Meaning: "An order's lines and shipping do not add up to Mirakl's order total within one penny; it was not sent to the warehouse."},
-	"invalid_order": {Name: "invalid_order", Team: TeamIntegration, Replayable: true,
+	"invalid_order": {Name: "invalid_order", DoneWhen: "imported", Team: TeamIntegration, Replayable: true,
 		Meaning: "An order from Mirakl is missing something the warehouse needs (address, lines, a valid order number) or carries a state this version does not know."},
 	"cancel_after_pick": {Name: "cancel_after_pick", Team: TeamWarehouse, Replayable: false,
 		Meaning: "The customer's order was cancelled in Mirakl but the warehouse has already started picking it: stop the parcel by hand."},

@@ -187,15 +187,43 @@ func (o *exceptionsOutput) WriteBatch(ctx context.Context, batch service.Message
 		if err != nil {
 			return err
 		}
+		kind := Lookup(e.Type)
+		if moot, err := o.moot(ctx, kind, e.OrderID); err != nil {
+			return err
+		} else if moot {
+			o.log.With("type", e.Type, "order_id", e.OrderID).Debugf("Order %s already went through on another attempt; not raising %s", e.OrderID, e.Type)
+			continue
+		}
 		stored, err := o.st.RaiseException(ctx, e)
 		if err != nil {
 			return fmt.Errorf("storing a %s exception for %s failed, the message stays unacknowledged: %w", e.Type, e.Key, err)
+		}
+		// Another delivery of the order may have succeeded while this one
+		// was being stored: check again so the exception never outlives it.
+		if moot, err := o.moot(ctx, kind, e.OrderID); err == nil && moot {
+			if err := o.st.ResolveException(ctx, stored.ID, "connector", "the order went through on another attempt"); err != nil {
+				return err
+			}
+			continue
 		}
 		o.raised.Incr(1, e.Type, e.Team)
 		o.log.With("exception_id", stored.ID, "type", e.Type, "team", e.Team, "order_id", e.OrderID, "sku", e.SKU).
 			Warnf("Exception %s (%s team): %s", e.Type, e.Team, e.Error)
 	}
 	return nil
+}
+
+// moot reports whether the order already reached the milestone that makes
+// an exception of this kind pointless.
+func (o *exceptionsOutput) moot(ctx context.Context, kind ExceptionType, orderID string) (bool, error) {
+	if orderID == "" || kind.DoneWhen == "" {
+		return false, nil
+	}
+	led, ok, err := o.st.Order(ctx, orderID)
+	if err != nil || !ok {
+		return false, err
+	}
+	return kind.Done(led), nil
 }
 
 func (o *exceptionsOutput) Close(ctx context.Context) error {

@@ -99,7 +99,10 @@ func clientFromParsed(conf *service.ParsedConfig, mgr *service.Resources) (*Clie
 	reauth := mgr.Metrics().NewCounter("peoplevox_authentications", "reason")
 	c, err := New(Config{
 		BaseURL: base, ClientID: clientID, Username: user, Password: Secret(password),
-		HTTPClient:     &http.Client{Transport: transport},
+		HTTPClient: &http.Client{Transport: transport},
+		// SaveData is never re-sent blindly: after an unknown outcome the
+		// components read Peoplevox back and write only what is missing.
+		SaveRetry:      &NoRetry,
 		MaxInFlight:    inFlight,
 		RequestTimeout: timeout,
 		Logger:         slog.New(benthosLogHandler{l: mgr.Logger()}),

@@ -72,7 +72,8 @@ safe because the order input emits one message per transaction.`).
 			service.NewDurationField(soFieldTransientWait).Default("10m").Advanced().
 				Description("How long transient Peoplevox failures are retried before the orders become exceptions."),
 			service.NewBatchPolicyField(soFieldBatching),
-			service.NewOutputMaxInFlightField().Default(2),
+			service.NewOutputMaxInFlightField().Default(1).
+				Description("Batches written at once. Keep 1: two batches carrying the same order (a poll overlap) must not write it concurrently; throughput comes from batching."),
 		)
 }
 
@@ -187,6 +188,7 @@ func (o *salesOrdersOutput) WriteBatch(ctx context.Context, batch service.Messag
 		return service.ErrNotConnected
 	}
 	failures := make(map[int]*orderFailure)
+	seen, duplicates := map[string]int{}, map[int]int{}
 	var imports, cancels []*salesOrderDoc
 	for i, msg := range batch {
 		doc, err := o.parse(msg)
@@ -195,6 +197,13 @@ func (o *salesOrdersOutput) WriteBatch(ctx context.Context, batch service.Messag
 			continue
 		}
 		doc.index = i
+		if first, dup := seen[doc.OrderID]; dup {
+			// The same order twice in one batch (a poll overlap, a replay):
+			// write it once, report the first copy's outcome for both.
+			duplicates[i] = first
+			continue
+		}
+		seen[doc.OrderID] = i
 		if doc.Cancel != nil {
 			cancels = append(cancels, doc)
 		} else {
@@ -205,9 +214,13 @@ func (o *salesOrdersOutput) WriteBatch(ctx context.Context, batch service.Messag
 		if err := o.withTransientRetry(ctx, func(attempt int) error {
 			return o.importOrders(ctx, imports, failures, attempt > 1)
 		}); err != nil {
+			why := "Peoplevox refused the request"
+			if transient(err) {
+				why = fmt.Sprintf("Peoplevox kept failing for %s", o.transientWait)
+			}
 			for _, d := range imports {
 				if failures[d.index] == nil {
-					failures[d.index] = &orderFailure{typ: "import_failed", err: fmt.Errorf("order %s: Peoplevox kept failing for %s: %w; replay it once Peoplevox answers", d.OrderID, o.transientWait, err)}
+					failures[d.index] = &orderFailure{typ: "import_failed", err: fmt.Errorf("order %s: %s: %w; replay it once the cause is fixed", d.OrderID, why, err)}
 				}
 			}
 		}
@@ -223,6 +236,11 @@ func (o *salesOrdersOutput) WriteBatch(ctx context.Context, batch service.Messag
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	for dup, first := range duplicates {
+		if f := failures[first]; f != nil {
+			failures[dup] = f
+		}
 	}
 	if len(failures) == 0 {
 		return nil
@@ -578,23 +596,13 @@ func (o *salesOrdersOutput) withTransientRetry(ctx context.Context, fn func(atte
 	}
 }
 
-// transient reports whether err may go away by itself.
+// transient reports whether err may go away by itself: what the client's
+// retry policy retries (5xx, HTML pages, timeouts, server faults, expired
+// sessions), never a refused row or a bad request.
 func transient(err error) bool {
 	var of *orderFailure
 	if errors.As(err, &of) {
 		return false
 	}
-	var te *TransportError
-	if errors.As(err, &te) {
-		return te.Temporary()
-	}
-	if errors.Is(err, ErrSessionExpired) {
-		return true
-	}
-	var ae *APIError
-	var sf *SOAPFault
-	if errors.As(err, &ae) || errors.As(err, &sf) {
-		return false
-	}
-	return !errors.Is(err, context.Canceled)
+	return errors.Is(err, ErrSessionExpired) || DefaultRetryPolicy.Retryable(err)
 }

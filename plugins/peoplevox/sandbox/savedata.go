@@ -233,6 +233,7 @@ func (s *Server) saveOrderLocked(vals map[string]string, action int) (*order, st
 		}
 		return o, ""
 	}
+	o.headerWrites++
 	s.setAllocationModeLocked(o, action)
 	return o, ""
 }
@@ -322,6 +323,7 @@ func (s *Server) saveLineLocked(vals map[string]string, action int) (*order, str
 	o.gen++
 	o.cycle = false
 	o.modified = s.clock.Now()
+	found.writes++
 	s.setAllocationModeLocked(o, action)
 	return o, ""
 }

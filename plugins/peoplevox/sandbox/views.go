@@ -33,6 +33,7 @@ type LineView struct {
 	Short      int               `json:"short"`      // ordered − allocated − despatched
 	MaxShort   int               `json:"max_short"`  // largest shortfall recorded
 	Fields     map[string]string `json:"fields"`     // canonical field → value as saved
+	Writes     int               `json:"writes"`     // SaveData rows that created or edited the line: more than 1 means a client re-sent it
 }
 
 // SalesOrderView is a sales order: header fields (canonical names), lines,
@@ -46,6 +47,9 @@ type SalesOrderView struct {
 	Created          time.Time         `json:"created"`
 	LastModified     time.Time         `json:"last_modified"`
 	History          []StatusChange    `json:"history"`
+	// HeaderWrites counts SaveData rows that created or edited the header
+	// (a cancellation is not counted): more than 1 means a client re-sent it.
+	HeaderWrites int `json:"header_writes"`
 }
 
 // PackageItem is the units of one order line in a package.
@@ -225,7 +229,7 @@ func (s *Server) SalesOrders() []SalesOrderView {
 
 func orderView(o *order) SalesOrderView {
 	v := SalesOrderView{SalesOrderNumber: o.number, Status: o.status, DoNotAllocate: o.doNotAllocate,
-		Fields: copyMap(o.fields), Created: o.created, LastModified: o.modified,
+		Fields: copyMap(o.fields), Created: o.created, LastModified: o.modified, HeaderWrites: o.headerWrites,
 		History: append([]StatusChange(nil), o.history...)}
 	for _, l := range o.lines {
 		short := l.qty - l.allocated - l.despatched
@@ -233,7 +237,7 @@ func orderView(o *order) SalesOrderView {
 			short = 0
 		}
 		v.Lines = append(v.Lines, LineView{Line: lineLabel(o, l), ItemCode: l.itemCode, Quantity: l.qty,
-			Allocated: l.allocated, Despatched: l.despatched, Short: short, MaxShort: l.maxShort, Fields: copyMap(l.fields)})
+			Allocated: l.allocated, Despatched: l.despatched, Short: short, MaxShort: l.maxShort, Fields: copyMap(l.fields), Writes: l.writes})
 	}
 	return v
 }

@@ -61,6 +61,7 @@ type order struct {
 	created       time.Time
 	modified      time.Time
 	history       []StatusChange
+	headerWrites  int  // SaveData rows that created or edited the header (cancellations excluded)
 	gen           int  // bumped to invalidate pending pick/despatch timers
 	cycle         bool // a pick/despatch cycle is scheduled or running
 }
@@ -74,6 +75,7 @@ type orderLine struct {
 	allocated  int // units reserved and not yet despatched
 	despatched int
 	maxShort   int // largest shortfall seen when allocating
+	writes     int // SaveData rows that created or edited this line
 }
 
 func (o *order) open() bool {
