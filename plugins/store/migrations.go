@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -131,8 +132,20 @@ var migrations = []migration{
 	}},
 }
 
+// ordered returns the migrations sorted by version. A flow's tables may be
+// declared in the flow's own file, appended to migrations from an init
+// function: the order of files does not matter, the version does.
+func ordered() []migration {
+	out := append([]migration(nil), migrations...)
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	return out
+}
+
 // SchemaVersion is the schema version this binary writes.
-func SchemaVersion() int { return migrations[len(migrations)-1].version }
+func SchemaVersion() int {
+	all := ordered()
+	return all[len(all)-1].version
+}
 
 // migrate applies the migrations the database lacks, each in one
 // transaction, and refuses a database written by a newer binary.
@@ -145,7 +158,7 @@ func (c *core) migrate(ctx context.Context) error {
 		return fmt.Errorf("cannot prepare store %s: creating schema_migrations: %w: check the file is a writable SQLite database or set %s", c.where, err, EnvDSN)
 	}
 	known := SchemaVersion()
-	for _, m := range migrations {
+	for _, m := range ordered() {
 		err := c.write(ctx, "migration "+m.name, func(tx *sql.Tx) error {
 			// Read the version inside the write transaction: another process
 			// (or another Open) may have migrated meanwhile.
