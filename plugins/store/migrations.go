@@ -157,8 +157,15 @@ func (c *core) migrate(ctx context.Context) error {
 	)`); err != nil {
 		return fmt.Errorf("cannot prepare store %s: creating schema_migrations: %w: check the file is a writable SQLite database or set %s", c.where, err, EnvDSN)
 	}
+	all := ordered()
+	for i := 1; i < len(all); i++ {
+		if all[i].version == all[i-1].version {
+			return fmt.Errorf("store: migrations %q and %q share version %d: give the newer one the next free version (%d)",
+				all[i-1].name, all[i].name, all[i].version, all[len(all)-1].version+1)
+		}
+	}
 	known := SchemaVersion()
-	for _, m := range ordered() {
+	for _, m := range all {
 		err := c.write(ctx, "migration "+m.name, func(tx *sql.Tx) error {
 			// Read the version inside the write transaction: another process
 			// (or another Open) may have migrated meanwhile.

@@ -1,0 +1,396 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// The stock state: for every offer SKU, the last availability Peoplevox
+// reported, the buffer rule that applies, whether a push is pending, and the
+// quantity last sent to Mirakl; and the STO01 imports sent, until Mirakl has
+// finished them.
+func init() {
+	migrations = append(migrations, migration{5, "stock", []string{
+		`CREATE TABLE stock (
+			sku             TEXT PRIMARY KEY,
+			item_code       TEXT NOT NULL DEFAULT '',
+			available       INTEGER,
+			rule            TEXT NOT NULL DEFAULT '{}',
+			pending         INTEGER NOT NULL DEFAULT 0,
+			version         INTEGER NOT NULL DEFAULT 0,
+			full_sync       INTEGER NOT NULL DEFAULT 0,
+			changed_at      TEXT,
+			pushed_quantity INTEGER,
+			pushed_at       TEXT,
+			pushed_import   TEXT NOT NULL DEFAULT ''
+		)`,
+		`CREATE INDEX stock_pending ON stock (pending, changed_at)`,
+		`CREATE TABLE stock_imports (
+			import_id      TEXT PRIMARY KEY,
+			created_at     TEXT NOT NULL,
+			status         TEXT NOT NULL,
+			lines          TEXT NOT NULL,
+			lines_ok       INTEGER NOT NULL DEFAULT 0,
+			lines_error    INTEGER NOT NULL DEFAULT 0,
+			finished_at    TEXT
+		)`,
+		`CREATE INDEX stock_imports_status ON stock_imports (status, created_at)`,
+	}})
+}
+
+// StockRule is how much of Peoplevox's availability is held back from the
+// marketplace for one SKU: a fixed number of units or a percentage, and a
+// low-stock threshold at or under which the SKU is pushed as 0.
+type StockRule struct {
+	Units     int     `json:"units,omitempty"`
+	Percent   float64 `json:"percent,omitempty"`
+	LowStock  int     `json:"low_stock,omitempty"`
+	RuleLabel string  `json:"rule,omitempty"` // the pattern that matched, for operators
+}
+
+// StockChange is one reported change for a SKU. Available nil means "only
+// recompute" (an order was refused or cancelled): the last known figure is
+// kept and refreshed from Peoplevox before pushing.
+type StockChange struct {
+	SKU       string
+	ItemCode  string
+	Available *int
+	Rule      *StockRule
+	FullSync  bool
+	At        time.Time
+}
+
+// StockRow is a SKU's state.
+type StockRow struct {
+	SKU            string
+	ItemCode       string
+	Available      *int
+	Rule           StockRule
+	Pending        bool
+	Version        int64
+	FullSync       bool
+	ChangedAt      time.Time
+	PushedQuantity *int
+	PushedAt       *time.Time
+	PushedImport   string
+}
+
+// RecordStockChanges marks SKUs pending with their latest availability (the
+// last change wins) in one transaction.
+func (s *Store) RecordStockChanges(ctx context.Context, changes []StockChange) error {
+	c, err := s.db()
+	if err != nil {
+		return err
+	}
+	return c.write(ctx, "recording stock changes", func(tx *sql.Tx) error {
+		for _, ch := range changes {
+			rule := []byte(nil)
+			if ch.Rule != nil {
+				rule, _ = json.Marshal(ch.Rule)
+			}
+			var avail any
+			if ch.Available != nil {
+				avail = *ch.Available
+			}
+			at := ch.At
+			if at.IsZero() {
+				at = c.nowUTC()
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO stock (sku, item_code, available, rule, pending, version, full_sync, changed_at)
+				VALUES (?, ?, ?, COALESCE(?, '{}'), 1, 1, ?, ?)
+				ON CONFLICT (sku) DO UPDATE SET
+					item_code = CASE WHEN excluded.item_code <> '' THEN excluded.item_code ELSE stock.item_code END,
+					available = COALESCE(excluded.available, stock.available),
+					rule = CASE WHEN ? IS NOT NULL THEN excluded.rule ELSE stock.rule END,
+					pending = 1, version = stock.version + 1,
+					full_sync = CASE WHEN stock.pending = 1 THEN MAX(stock.full_sync, excluded.full_sync) ELSE excluded.full_sync END,
+					changed_at = excluded.changed_at`,
+				ch.SKU, ch.ItemCode, avail, nullBytes(rule), boolInt(ch.FullSync), ts(at), nullBytes(rule))
+			if err != nil {
+				return c.fail("recording the stock change of "+ch.SKU, err)
+			}
+		}
+		return nil
+	})
+}
+
+func nullBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+const stockColumns = `sku, item_code, available, rule, pending, version, full_sync, changed_at, pushed_quantity, pushed_at, pushed_import`
+
+func scanStock(r scanner) (StockRow, error) {
+	var row StockRow
+	var avail, pushed sql.NullInt64
+	var rule string
+	var pending, full int
+	var changed, pushedAt sql.NullString
+	if err := r.Scan(&row.SKU, &row.ItemCode, &avail, &rule, &pending, &row.Version, &full, &changed, &pushed, &pushedAt, &row.PushedImport); err != nil {
+		return row, err
+	}
+	if avail.Valid {
+		v := int(avail.Int64)
+		row.Available = &v
+	}
+	if pushed.Valid {
+		v := int(pushed.Int64)
+		row.PushedQuantity = &v
+	}
+	_ = json.Unmarshal([]byte(rule), &row.Rule)
+	row.Pending, row.FullSync = pending == 1, full == 1
+	var err error
+	if row.ChangedAt, err = parseTS(changed); err != nil {
+		return row, err
+	}
+	if row.PushedAt, err = parseTSP(pushedAt); err != nil {
+		return row, err
+	}
+	return row, nil
+}
+
+// PendingStock returns the SKUs waiting to be pushed, oldest change first.
+func (s *Store) PendingStock(ctx context.Context, limit int) ([]StockRow, error) {
+	c, err := s.db()
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 100000
+	}
+	var out []StockRow
+	err = c.read(ctx, "reading pending stock", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+stockColumns+` FROM stock WHERE pending = 1 ORDER BY changed_at, sku LIMIT ?`, limit)
+		if err != nil {
+			return c.fail("reading pending stock", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r, err := scanStock(rows)
+			if err != nil {
+				return c.fail("reading pending stock", err)
+			}
+			out = append(out, r)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// CountPendingStock is how many SKUs wait to be pushed.
+func (s *Store) CountPendingStock(ctx context.Context) (int, error) {
+	c, err := s.db()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	err = c.read(ctx, "counting pending stock", func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM stock WHERE pending = 1`).Scan(&n)
+	})
+	return n, err
+}
+
+// Stock returns the state of the given SKUs (all when skus is nil).
+func (s *Store) Stock(ctx context.Context, skus []string) (map[string]StockRow, error) {
+	c, err := s.db()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]StockRow{}
+	err = c.read(ctx, "reading stock", func(tx *sql.Tx) error {
+		query := func(q string, args ...any) error {
+			rows, err := tx.QueryContext(ctx, q, args...)
+			if err != nil {
+				return c.fail("reading stock", err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				r, err := scanStock(rows)
+				if err != nil {
+					return c.fail("reading stock", err)
+				}
+				out[r.SKU] = r
+			}
+			return rows.Err()
+		}
+		if skus == nil {
+			return query(`SELECT ` + stockColumns + ` FROM stock`)
+		}
+		for _, part := range chunk(skus, 500) {
+			args := make([]any, len(part))
+			for i, s := range part {
+				args[i] = s
+			}
+			if err := query(`SELECT `+stockColumns+` FROM stock WHERE sku IN (`+placeholders(len(part))+`)`, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// StockSettlement is the outcome of one flush for one SKU.
+type StockSettlement struct {
+	SKU       string
+	Version   int64 // the version that was computed; a newer change stays pending
+	Available *int  // the availability used (refreshed from Peoplevox or as recorded)
+	Pushed    *int  // the quantity sent; nil when nothing needed sending
+}
+
+// StockImport is one STO01 import.
+type StockImport struct {
+	ImportID   string
+	CreatedAt  time.Time
+	Status     string
+	Lines      map[string]int // SKU → quantity sent
+	LinesOK    int
+	LinesError int
+	FinishedAt *time.Time
+}
+
+// SettleStock records a flush in one transaction: the import sent (if
+// any), the quantity pushed per SKU, and clears the pending flag of every
+// SKU whose version did not change meanwhile.
+func (s *Store) SettleStock(ctx context.Context, imp *StockImport, settled []StockSettlement) error {
+	c, err := s.db()
+	if err != nil {
+		return err
+	}
+	return c.write(ctx, "settling a stock push", func(tx *sql.Tx) error {
+		now := c.nowUTC()
+		if imp != nil {
+			lines, _ := json.Marshal(imp.Lines)
+			created := imp.CreatedAt
+			if created.IsZero() {
+				created = now
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO stock_imports (import_id, created_at, status, lines) VALUES (?, ?, ?, ?)
+				ON CONFLICT (import_id) DO NOTHING`, imp.ImportID, ts(created), imp.Status, string(lines)); err != nil {
+				return c.fail("recording stock import "+imp.ImportID, err)
+			}
+		}
+		for _, st := range settled {
+			var avail any
+			if st.Available != nil {
+				avail = *st.Available
+			}
+			if st.Pushed != nil {
+				importID := ""
+				if imp != nil {
+					importID = imp.ImportID
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE stock SET pushed_quantity = ?, pushed_at = ?, pushed_import = ?,
+					available = COALESCE(?, available) WHERE sku = ?`, *st.Pushed, ts(now), importID, avail, st.SKU); err != nil {
+					return c.fail("recording the push of "+st.SKU, err)
+				}
+			} else if avail != nil {
+				if _, err := tx.ExecContext(ctx, `UPDATE stock SET available = ? WHERE sku = ? AND version = ?`, avail, st.SKU, st.Version); err != nil {
+					return c.fail("recording the availability of "+st.SKU, err)
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE stock SET pending = 0, full_sync = 0 WHERE sku = ? AND version = ?`, st.SKU, st.Version); err != nil {
+				return c.fail("clearing the pending push of "+st.SKU, err)
+			}
+		}
+		return nil
+	})
+}
+
+// OpenStockImports lists imports Mirakl has not finished, oldest first.
+func (s *Store) OpenStockImports(ctx context.Context) ([]StockImport, error) {
+	return s.stockImports(ctx, `WHERE finished_at IS NULL ORDER BY created_at`)
+}
+
+// RecentStockImports lists the latest imports, newest first.
+func (s *Store) RecentStockImports(ctx context.Context, limit int) ([]StockImport, error) {
+	return s.stockImports(ctx, fmt.Sprintf(`ORDER BY created_at DESC LIMIT %d`, max(limit, 1)))
+}
+
+func (s *Store) stockImports(ctx context.Context, where string) ([]StockImport, error) {
+	c, err := s.db()
+	if err != nil {
+		return nil, err
+	}
+	var out []StockImport
+	err = c.read(ctx, "reading stock imports", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT import_id, created_at, status, lines, lines_ok, lines_error, finished_at FROM stock_imports `+where)
+		if err != nil {
+			return c.fail("reading stock imports", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var imp StockImport
+			var created, finished sql.NullString
+			var lines string
+			if err := rows.Scan(&imp.ImportID, &created, &imp.Status, &lines, &imp.LinesOK, &imp.LinesError, &finished); err != nil {
+				return c.fail("reading stock imports", err)
+			}
+			if imp.CreatedAt, err = parseTS(created); err != nil {
+				return err
+			}
+			if imp.FinishedAt, err = parseTSP(finished); err != nil {
+				return err
+			}
+			_ = json.Unmarshal([]byte(lines), &imp.Lines)
+			out = append(out, imp)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// FinishStockImport records Mirakl's verdict on an import. The SKUs in
+// requeue (a failed import, rejected lines worth retrying) become pending
+// again unless a newer change already is, and forget their pushed quantity
+// so the next flush sends them.
+func (s *Store) FinishStockImport(ctx context.Context, importID, status string, ok, failed int, requeue []string) error {
+	c, err := s.db()
+	if err != nil {
+		return err
+	}
+	return c.write(ctx, "finishing stock import "+importID, func(tx *sql.Tx) error {
+		now := c.nowUTC()
+		if _, err := tx.ExecContext(ctx, `UPDATE stock_imports SET status = ?, lines_ok = ?, lines_error = ?, finished_at = ? WHERE import_id = ?`,
+			status, ok, failed, ts(now), importID); err != nil {
+			return c.fail("finishing stock import "+importID, err)
+		}
+		for _, sku := range requeue {
+			if _, err := tx.ExecContext(ctx, `UPDATE stock SET pushed_quantity = NULL, pending = 1, version = version + 1, changed_at = ?
+				WHERE sku = ? AND pushed_import = ?`, ts(now), sku, importID); err != nil {
+				return c.fail("re-queueing "+sku, err)
+			}
+		}
+		return nil
+	})
+}
+
+// ForgetPushedStock clears the pushed quantity of SKUs whose line Mirakl
+// rejected, without re-queueing them (an exception explains why).
+func (s *Store) ForgetPushedStock(ctx context.Context, importID string, skus []string) error {
+	c, err := s.db()
+	if err != nil {
+		return err
+	}
+	return c.write(ctx, "forgetting rejected stock lines", func(tx *sql.Tx) error {
+		for _, sku := range skus {
+			if _, err := tx.ExecContext(ctx, `UPDATE stock SET pushed_quantity = NULL WHERE sku = ? AND pushed_import = ?`, sku, importID); err != nil {
+				return c.fail("forgetting the push of "+sku, err)
+			}
+		}
+		return nil
+	})
+}
