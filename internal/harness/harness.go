@@ -141,24 +141,27 @@ func (s *Sandboxes) Scaled(d time.Duration) time.Duration { return s.Clock.Real(
 // so the connector calls as often as Mirakl allows in sandbox time.
 func (s *Sandboxes) ConnectorEnv(storeDSN, httpAddr string) map[string]string {
 	minute := s.Scaled(time.Minute)
+	stockAddr := mustFreeAddr()
 	return map[string]string{
-		"MIRAKL_URL":                 s.MiraklURL,
-		"MIRAKL_API_KEY":             "sandbox-key",
-		"MIRAKL_SHOP_ID":             strconv.FormatInt(s.ShopID, 10),
-		"MIRAKL_POLL_INTERVAL":       minute.String(),
-		"MIRAKL_OR11_INTERVAL":       minute.String(),
-		"MIRAKL_ACCEPTANCE_DELAY":    "24h",
-		"MIRAKL_SAFETY_NET_INTERVAL": s.Scaled(15 * time.Minute).String(),
-		"MIRAKL_PARTIAL_ACCEPTANCE":  "true",
-		"PEOPLEVOX_URL":              s.PeoplevoxURL,
-		"PEOPLEVOX_CLIENT_ID":        "sandbox",
-		"PEOPLEVOX_USERNAME":         "sandbox",
-		"PEOPLEVOX_PASSWORD":         "sandbox",
-		"MPVX_STORE_DSN":             storeDSN,
-		"MPVX_HTTP_ADDR":             httpAddr,
-		"MPVX_CHANNEL_NAME":          "Joules Marketplace",
-		"MPVX_SERVICE_TYPES":         "STD:Standard,EXP:Express",
-		"MPVX_REFUSE_UNKNOWN_SKUS":   "false",
+		"MPVX_STOCK_CALLBACK_ADDR":       stockAddr,
+		"MPVX_STOCK_CALLBACK_PUBLIC_URL": "http://" + stockAddr,
+		"MIRAKL_URL":                     s.MiraklURL,
+		"MIRAKL_API_KEY":                 "sandbox-key",
+		"MIRAKL_SHOP_ID":                 strconv.FormatInt(s.ShopID, 10),
+		"MIRAKL_POLL_INTERVAL":           minute.String(),
+		"MIRAKL_OR11_INTERVAL":           minute.String(),
+		"MIRAKL_ACCEPTANCE_DELAY":        "24h",
+		"MIRAKL_SAFETY_NET_INTERVAL":     s.Scaled(15 * time.Minute).String(),
+		"MIRAKL_PARTIAL_ACCEPTANCE":      "true",
+		"PEOPLEVOX_URL":                  s.PeoplevoxURL,
+		"PEOPLEVOX_CLIENT_ID":            "sandbox",
+		"PEOPLEVOX_USERNAME":             "sandbox",
+		"PEOPLEVOX_PASSWORD":             "sandbox",
+		"MPVX_STORE_DSN":                 storeDSN,
+		"MPVX_HTTP_ADDR":                 httpAddr,
+		"MPVX_CHANNEL_NAME":              "Joules Marketplace",
+		"MPVX_SERVICE_TYPES":             "STD:Standard,EXP:Express",
+		"MPVX_REFUSE_UNKNOWN_SKUS":       "false",
 	}
 }
 
@@ -180,6 +183,14 @@ func DefaultCatalogue(n int, seed int64) []Product {
 		})
 	}
 	return out
+}
+
+func mustFreeAddr() string {
+	addr, err := FreeAddr()
+	if err != nil {
+		panic(fmt.Sprintf("no free loopback port: %v", err))
+	}
+	return addr
 }
 
 // FreeAddr returns a loopback address nothing listens on right now.

@@ -132,6 +132,23 @@ func (g *Governor) Reserve(op Operation) time.Duration {
 	return 0
 }
 
+// Delay is how long until op's budget allows one call, without taking it.
+// A caller that wants to gather work until the last moment (the stock
+// output, filling one STO01 file per window) waits this long, then calls.
+func (g *Governor) Delay(op Operation) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := g.get(op)
+	now := time.Now()
+	if now.Before(b.pausedUntil) {
+		return b.pausedUntil.Sub(now)
+	}
+	r := b.limiter.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	r.CancelAt(now)
+	return d
+}
+
 // Wait blocks until op's budget allows one call, or ctx ends. It fails at
 // once when the wait would outlast ctx's deadline.
 func (g *Governor) Wait(ctx context.Context, op Operation) error {

@@ -64,6 +64,10 @@ var Catalogue = map[string]ExceptionType{
 		Meaning: "An order from Mirakl is missing something the warehouse needs (address, lines, a valid order number) or carries a state this version does not know."},
 	"cancel_after_pick": {Name: "cancel_after_pick", Team: TeamWarehouse, Replayable: false,
 		Meaning: "The customer's order was cancelled in Mirakl but the warehouse has already started picking it: stop the parcel by hand."},
+	"stock_rejected": {Name: "stock_rejected", Team: TeamEcommerce, Replayable: false,
+		Meaning: "Mirakl refused the stock quantity of a SKU (unknown offer SKU, bad value): the marketplace keeps showing the old quantity for it."},
+	"invalid_stock": {Name: "invalid_stock", Team: TeamWarehouse, Replayable: true,
+		Meaning: "Peoplevox reported an availability that is not a whole number of units (negative, fractional, text) for an item; it was not pushed to Mirakl."},
 	"cancel_failed": {Name: "cancel_failed", Team: TeamIntegration, Replayable: true,
 		Meaning: "An order cancelled in Mirakl could not be cancelled in Peoplevox; it may still be shipped."},
 }

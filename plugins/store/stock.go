@@ -394,3 +394,49 @@ func (s *Store) ForgetPushedStock(ctx context.Context, importID string, skus []s
 		return nil
 	})
 }
+
+// RecentDemand sums, per SKU, the units of order lines (refused and
+// cancelled lines excluded) of orders the connector first saw at or after
+// since: how fast each SKU is selling right now.
+func (s *Store) RecentDemand(ctx context.Context, skus []string, since time.Time) (map[string]int, error) {
+	c, err := s.db()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	if len(skus) == 0 {
+		return out, nil
+	}
+	err = c.read(ctx, "computing recent demand", func(tx *sql.Tx) error {
+		for _, part := range chunk(skus, inChunk) {
+			args := []any{ts(since)}
+			for _, st := range deadLineStates {
+				args = append(args, st)
+			}
+			for _, sku := range part {
+				args = append(args, sku)
+			}
+			rows, err := tx.QueryContext(ctx, `SELECT l.offer_sku, SUM(l.quantity) FROM order_lines l JOIN orders o ON o.order_id = l.order_id
+				WHERE o.first_seen >= ? AND l.state NOT IN (`+placeholders(len(deadLineStates))+`)
+				AND (l.accepted IS NULL OR l.accepted <> 0)
+				AND l.offer_sku IN (`+placeholders(len(part))+`) GROUP BY l.offer_sku`, args...)
+			if err != nil {
+				return c.fail("computing recent demand", err)
+			}
+			for rows.Next() {
+				var sku string
+				var n int
+				if err := rows.Scan(&sku, &n); err != nil {
+					_ = rows.Close()
+					return c.fail("computing recent demand", err)
+				}
+				out[sku] = n
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,450 @@
+package mirakl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/mpvx/mpvx/plugins/peoplevox"
+	"github.com/mpvx/mpvx/plugins/store"
+)
+
+const (
+	soFieldRefresh   = "refresh_from_peoplevox"
+	soFieldSite      = "site"
+	soFieldWarehouse = "warehouse_code"
+	soFieldStates    = "open_demand_states"
+	soFieldGuard     = "flash_guard"
+	soFieldWindow    = "window"
+	soFieldLag       = "lag"
+)
+
+func stockOutputSpec() *service.ConfigSpec {
+	return service.NewConfigSpec().
+		Beta().
+		Categories("Services").
+		Summary("Pushes stock to Mirakl (STO01): coalesced per SKU, persisted, one file per budget window, followed to completion.").
+		Description(`
+Each message is a stock change for one offer SKU, as the stock pipelines write it:
+
+`+"```json"+`
+{"sku": "JM-1001", "item_code": "JM-1001", "available": 37,
+ "rule": {"units": 2, "percent": 0, "low_stock": 3, "rule": "JM-*"}, "full_sync": false}
+`+"```"+`
+
+`+"`available`"+` may be null to ask for a recomputation (an order was refused or cancelled).
+
+**Coalesced and durable.** A message is acknowledged once the SKU's latest figure is stored as
+pending (the last change wins); a crash loses nothing. Pending SKUs are pushed together, in one
+STO01 file, as soon as the shop's STO01 budget allows (Mirakl: once per minute), so events that
+arrive while waiting for the window are folded into it.
+
+**The quantity** (see the README, "Stock quantity") is computed at push time from the freshest
+figures: Peoplevox's Available, re-read for the pending items in one report call when
+`+"`refresh_from_peoplevox`"+` is set (so an out-of-order or stale event can never push a stale
+figure), minus the open demand in the order ledger (orders Mirakl sold that Peoplevox does not
+know yet), minus the SKU's buffer, and 0 at or under its low-stock threshold. A SKU whose
+quantity equals what was last pushed is not sent again.
+
+**Followed to completion.** Each import is polled with STO02 (within its budget) until COMPLETE or
+FAILED; the error report (STO03) turns every rejected line into a `+"`stock_rejected`"+` exception
+naming the SKU and Mirakl's reason; the SKUs of a FAILED import are queued again. Imports survive
+restarts.
+
+**Drift.** Messages with `+"`full_sync: true`"+` (the scheduled full sync) whose quantity differs from
+the one last pushed count as drift (metric `+"`mpvx_stock_drift`"+`): an event was missed somewhere,
+and the push repairs it.`).
+		Fields(clientFields()...).
+		Fields(
+			storeField(),
+			service.NewObjectField(soFieldRefresh, append(peoplevox.ConnectionFields(),
+				service.NewStringField(soFieldSite).Default("").Description("Only this site's availability (report column `Site reference`); empty: every site summed."))...).
+				Optional().
+				Description("Re-read Available from Peoplevox's inventory report for the SKUs of each push, just before pushing."),
+			service.NewStringField(soFieldWarehouse).Default("").
+				Description("Mirakl warehouse code written on every line, for shops that keep stock per warehouse; empty: the offer's global quantity."),
+			service.NewStringListField(soFieldStates).Default([]string{StateWaitingAcceptance, StateWaitingDebit, StateWaitingDebitPayment, StateShipping}).Advanced().
+				Description("Order states whose lines count as open demand until their Sales Order is in Peoplevox."),
+			service.NewObjectField(soFieldGuard,
+				service.NewDurationField(soFieldWindow).Default("10m").Description("How far back sales are counted to measure how fast a SKU sells; 0 disables the guard."),
+				service.NewDurationField(soFieldLag).Default("3m").Description("How long a pushed quantity takes to be live in Mirakl after it is computed: the OR11 poll interval + the STO01 window + Mirakl's import processing."),
+			).Description("Flash-sale guard: holds back what a fast-selling SKU is expected to sell before the push is live (see `FlashMargin`)."),
+		)
+}
+
+func init() {
+	service.MustRegisterBatchOutput("mirakl_stock", stockOutputSpec(), func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
+		out, err := newStockOutputFromParsed(conf, mgr)
+		return out, service.BatchPolicy{}, 1, err
+	})
+}
+
+type stockOutput struct {
+	conf      *service.ParsedConfig
+	mgr       *service.Resources
+	log       *service.Logger
+	dsn       string
+	client    *Client
+	pvx       *peoplevox.Client
+	site      string
+	warehouse string
+	states    []string
+	window    time.Duration
+	lag       time.Duration
+
+	st     *store.Store
+	wake   chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	pushedSKUs *service.MetricCounter
+	imports    *service.MetricCounter
+	rejected   *service.MetricCounter
+	drift      *service.MetricCounter
+	pending    *service.MetricGauge
+	staleness  *service.MetricTimer
+}
+
+func newStockOutputFromParsed(conf *service.ParsedConfig, mgr *service.Resources) (*stockOutput, error) {
+	m := mgr.Metrics()
+	o := &stockOutput{conf: conf, mgr: mgr, log: mgr.Logger(), wake: make(chan struct{}, 1),
+		pushedSKUs: m.NewCounter("mpvx_stock_pushed_skus"), imports: m.NewCounter("mpvx_stock_imports", "status"),
+		rejected: m.NewCounter("mpvx_stock_rejected"), drift: m.NewCounter("mpvx_stock_drift"),
+		pending: m.NewGauge("mpvx_stock_pending_skus"), staleness: m.NewTimer("mpvx_stock_staleness_ns")}
+	var err error
+	if o.dsn, err = conf.FieldString(fieldStore); err != nil {
+		return nil, err
+	}
+	if o.dsn == "" {
+		o.dsn = store.DefaultDSN()
+	}
+	if o.client, err = clientFromParsed(conf, mgr); err != nil {
+		return nil, err
+	}
+	if conf.Contains(soFieldRefresh) {
+		ns := conf.Namespace(soFieldRefresh)
+		if o.pvx, err = peoplevox.ClientFromParsed(ns, mgr); err != nil {
+			return nil, err
+		}
+		if o.site, err = ns.FieldString(soFieldSite); err != nil {
+			return nil, err
+		}
+	}
+	if o.warehouse, err = conf.FieldString(soFieldWarehouse); err != nil {
+		return nil, err
+	}
+	if o.states, err = conf.FieldStringList(soFieldStates); err != nil {
+		return nil, err
+	}
+	if o.window, err = conf.FieldDuration(soFieldGuard, soFieldWindow); err != nil {
+		return nil, err
+	}
+	if o.lag, err = conf.FieldDuration(soFieldGuard, soFieldLag); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func (o *stockOutput) Connect(ctx context.Context) error {
+	if o.st != nil {
+		return nil
+	}
+	if err := loadBudgets(ctx, o.conf, o.mgr); err != nil {
+		return err
+	}
+	st, err := store.Shared(ctx, o.dsn)
+	if err != nil {
+		return err
+	}
+	o.st = st
+	runCtx, cancel := context.WithCancel(context.Background())
+	o.cancel = cancel
+	o.wg.Add(2)
+	go func() { defer o.wg.Done(); o.flushLoop(runCtx) }()
+	go func() { defer o.wg.Done(); o.followLoop(runCtx) }()
+	o.poke()
+	return nil
+}
+
+func (o *stockOutput) poke() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// StockChangeMessage is the message mirakl_stock reads.
+type StockChangeMessage struct {
+	SKU       string           `json:"sku"`
+	ItemCode  string           `json:"item_code"`
+	Available *json.Number     `json:"available"`
+	Rule      *store.StockRule `json:"rule"`
+	FullSync  bool             `json:"full_sync"`
+}
+
+func (o *stockOutput) WriteBatch(ctx context.Context, batch service.MessageBatch) error {
+	if o.st == nil {
+		return service.ErrNotConnected
+	}
+	var changes []store.StockChange
+	var bErr *service.BatchError
+	for i, msg := range batch {
+		ch, err := parseStockChange(msg)
+		if err != nil {
+			if bErr == nil {
+				bErr = service.NewBatchError(batch, errors.New("some stock changes are not valid"))
+			}
+			bErr.Failed(i, err)
+			continue
+		}
+		changes = append(changes, ch)
+	}
+	if len(changes) > 0 {
+		if err := o.st.RecordStockChanges(ctx, changes); err != nil {
+			return err
+		}
+		o.poke()
+	}
+	if bErr != nil {
+		return bErr
+	}
+	return nil
+}
+
+func parseStockChange(msg *service.Message) (store.StockChange, error) {
+	raw, err := msg.AsBytes()
+	if err != nil {
+		return store.StockChange{}, err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	var m StockChangeMessage
+	if err := dec.Decode(&m); err != nil {
+		return store.StockChange{}, fmt.Errorf("mirakl_stock: the message is not a stock change {sku, item_code, available, rule}: %v; fix the stock mapping", err)
+	}
+	m.SKU = strings.TrimSpace(m.SKU)
+	if m.SKU == "" {
+		return store.StockChange{}, errors.New("mirakl_stock: the stock change has no sku; fix the stock mapping")
+	}
+	ch := store.StockChange{SKU: m.SKU, ItemCode: m.ItemCode, Rule: m.Rule, FullSync: m.FullSync, At: time.Now().UTC()}
+	if ch.ItemCode == "" {
+		ch.ItemCode = m.SKU
+	}
+	if m.Available != nil {
+		n, err := strconv.Atoi(m.Available.String())
+		if err != nil || n < 0 {
+			return ch, fmt.Errorf("mirakl_stock: SKU %s has available %q, not a whole number ≥ 0; check the item in Peoplevox", m.SKU, m.Available.String())
+		}
+		ch.Available = &n
+	}
+	return ch, nil
+}
+
+// flushLoop pushes pending SKUs whenever there are some and the STO01
+// budget allows, gathering changes until the window opens.
+func (o *stockOutput) flushLoop(ctx context.Context) {
+	backoff := time.Second
+	for {
+		n, err := o.st.CountPendingStock(ctx)
+		if err == nil {
+			o.pending.Set(int64(n))
+		}
+		if err != nil || n == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-o.wake:
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		if d := o.client.Governor().Delay(OpSTO01); d > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
+			}
+		}
+		if err := o.flush(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			o.log.Errorf("Stock push failed, the SKUs stay pending and are retried in %s: %v", backoff, err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, time.Minute)
+			continue
+		}
+		backoff = time.Second
+	}
+}
+
+// flush computes and pushes every pending SKU in one STO01 file.
+func (o *stockOutput) flush(ctx context.Context) error {
+	rows, err := o.st.PendingStock(ctx, 0)
+	if err != nil || len(rows) == 0 {
+		return err
+	}
+	skus := make([]string, 0, len(rows))
+	codes := make([]string, 0, len(rows))
+	for _, r := range rows {
+		skus = append(skus, r.SKU)
+		codes = append(codes, r.ItemCode)
+	}
+	var fresh map[string]peoplevox.ItemAvailability
+	if o.pvx != nil {
+		if fresh, err = o.pvx.Availability(ctx, codes, o.site); err != nil {
+			return fmt.Errorf("re-reading availability of %d item(s) from Peoplevox before pushing: %w", len(codes), err)
+		}
+	}
+	demand, err := o.st.OpenDemand(ctx, o.states, skus)
+	if err != nil {
+		return err
+	}
+	recent := map[string]int{}
+	if o.window > 0 {
+		if recent, err = o.st.RecentDemand(ctx, skus, time.Now().Add(-o.window)); err != nil {
+			return err
+		}
+	}
+	var lines []StockLine
+	sent := map[string]int{}
+	settled := make([]store.StockSettlement, 0, len(rows))
+	now := time.Now()
+	for _, r := range rows {
+		avail := r.Available
+		if fresh != nil {
+			if a, ok := fresh[r.ItemCode]; ok {
+				v := a.Available
+				avail = &v
+			} else {
+				// Peoplevox does not list the item (deleted, or never
+				// stocked): nothing can be sold.
+				zero := 0
+				avail = &zero
+			}
+		}
+		st := store.StockSettlement{SKU: r.SKU, Version: r.Version, Available: avail}
+		if avail == nil {
+			o.log.Warnf("SKU %s: no availability known and no Peoplevox refresh configured; waiting for a stock event or the full sync", r.SKU)
+			settled = append(settled, st)
+			continue
+		}
+		q := StockQuantity(*avail, demand[r.SKU]+FlashMargin(recent[r.SKU], o.window, o.lag), r.Rule)
+		if r.FullSync && r.PushedQuantity != nil && *r.PushedQuantity != q {
+			o.drift.Incr(1)
+			o.log.With("sku", r.SKU).Infof("Full sync: %s should show %d on Mirakl, last pushed %d; repairing", r.SKU, q, *r.PushedQuantity)
+		}
+		if r.PushedQuantity == nil || *r.PushedQuantity != q {
+			lines = append(lines, StockLine{OfferSKU: r.SKU, Quantity: q, WarehouseCode: o.warehouse})
+			sent[r.SKU] = q
+			qq := q
+			st.Pushed = &qq
+			o.staleness.Timing(int64(now.Sub(r.ChangedAt)))
+		}
+		settled = append(settled, st)
+	}
+	if len(lines) == 0 {
+		return o.st.SettleStock(ctx, nil, settled)
+	}
+	sort.Slice(lines, func(i, j int) bool { return lines[i].OfferSKU < lines[j].OfferSKU })
+	id, err := o.client.ImportStock(ctx, lines)
+	if err != nil {
+		return err
+	}
+	o.pushedSKUs.Incr(int64(len(lines)))
+	o.imports.Incr(1, "sent")
+	o.log.Debugf("Stock import %s sent with %d SKU(s)", id, len(lines))
+	if err := o.st.SettleStock(context.WithoutCancel(ctx), &store.StockImport{ImportID: id, Status: ImportWaiting, Lines: sent}, settled); err != nil {
+		return fmt.Errorf("stock import %s was sent but recording it failed (the SKUs stay pending and will be sent again): %w", id, err)
+	}
+	return nil
+}
+
+// followLoop follows open imports with STO02 and reads STO03 for rejected
+// lines.
+func (o *stockOutput) followLoop(ctx context.Context) {
+	for {
+		imps, err := o.st.OpenStockImports(ctx)
+		if err != nil && ctx.Err() == nil {
+			o.log.Errorf("Reading open stock imports: %v", err)
+		}
+		for _, imp := range imps {
+			if err := o.follow(ctx, imp); err != nil && ctx.Err() == nil {
+				o.log.Warnf("Following stock import %s: %v; retrying", imp.ImportID, err)
+			}
+		}
+		wait := time.Second
+		if len(imps) == 0 {
+			wait = 2 * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (o *stockOutput) follow(ctx context.Context, imp store.StockImport) error {
+	st, err := o.client.StockImportStatus(ctx, imp.ImportID)
+	if err != nil {
+		return err
+	}
+	if !st.Done() {
+		return nil
+	}
+	var rejected []string
+	if st.HasErrorReport {
+		errs, err := o.client.StockImportErrors(ctx, imp.ImportID)
+		if err != nil {
+			return err
+		}
+		for _, e := range errs {
+			rejected = append(rejected, e.OfferSKU)
+			payload, _ := json.Marshal(map[string]any{"sku": e.OfferSKU, "quantity": e.Quantity, "import_id": imp.ImportID, "reason": e.Reason})
+			_, err := o.st.RaiseException(ctx, store.Exception{Type: "stock_rejected", Team: "ecommerce", Key: e.OfferSKU, SKU: e.OfferSKU,
+				Flow: "stock_sync", Payload: payload, Metadata: map[string]string{"mirakl_import_id": imp.ImportID},
+				Error: fmt.Sprintf("Mirakl rejected the stock of SKU %s (import %s, line %d): %s; check the offer exists in Mirakl with this SKU, or map the Peoplevox item code to the right offer SKU", e.OfferSKU, imp.ImportID, e.Line, e.Reason)})
+			if err != nil {
+				return err
+			}
+			o.rejected.Incr(1)
+		}
+		if err := o.st.ForgetPushedStock(ctx, imp.ImportID, rejected); err != nil {
+			return err
+		}
+	}
+	var requeue []string
+	if st.Status == ImportFailed {
+		for sku := range imp.Lines {
+			requeue = append(requeue, sku)
+		}
+		o.log.Warnf("Stock import %s FAILED in Mirakl; its %d SKU(s) are queued again", imp.ImportID, len(requeue))
+		o.poke()
+	}
+	o.imports.Incr(1, strings.ToLower(st.Status))
+	return o.st.FinishStockImport(ctx, imp.ImportID, st.Status, st.LinesInSuccess, st.LinesInError, requeue)
+}
+
+func (o *stockOutput) Close(ctx context.Context) error {
+	if o.st == nil {
+		return nil
+	}
+	o.cancel()
+	o.wg.Wait()
+	err := o.st.Close()
+	o.st = nil
+	return err
+}

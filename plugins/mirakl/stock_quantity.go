@@ -1,0 +1,66 @@
+package mirakl
+
+import (
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/mpvx/mpvx/plugins/store"
+)
+
+// StockQuantity is the quantity the marketplace may sell for one SKU:
+//
+//	quantity = max(0, available − open demand − buffer)
+//
+// and 0 when that is at or under the SKU's low-stock threshold.
+//
+//   - available is Peoplevox's Available for the item (on hand minus what
+//     Peoplevox has allocated to Sales Orders);
+//   - open demand is what Mirakl has sold that Peoplevox does not know yet:
+//     the ordered quantity of lines of orders in WAITING_ACCEPTANCE,
+//     WAITING_DEBIT, WAITING_DEBIT_PAYMENT or SHIPPING with no Sales Order yet
+//     (refused and cancelled lines excluded). Pushing Peoplevox's figure alone
+//     would hand those units to a second customer;
+//   - the buffer is the rule's fixed units, or its percentage of available
+//     rounded up (holding back one unit too many is safe, one too few is an
+//     oversell).
+func StockQuantity(available, openDemand int, rule store.StockRule) int {
+	if available < 0 {
+		available = 0
+	}
+	buffer := rule.Units
+	if rule.Percent > 0 {
+		pct := decimal.NewFromInt(int64(available)).Mul(decimal.NewFromFloat(rule.Percent)).Div(decimal.NewFromInt(100)).Ceil()
+		buffer += int(pct.IntPart())
+	}
+	q := available - openDemand - buffer
+	if q <= rule.LowStock || q < 0 {
+		return 0
+	}
+	return q
+}
+
+// OpenDemandStates are the order states whose lines count as open demand
+// until their order is in Peoplevox.
+var OpenDemandStates = []string{StateWaitingAcceptance, StateWaitingDebit, StateWaitingDebitPayment, StateShipping}
+
+// FlashMargin is the extra units held back for a SKU that is selling fast.
+//
+// Mirakl applies a stock import asynchronously and sets an absolute
+// quantity: units sold between the moment the quantity is computed and the
+// moment Mirakl applies it (the OR11 poll lag, the wait for the STO01
+// window, the import's processing) are silently handed out again. During a
+// flash sale that is exactly when stock runs out, so the connector holds
+// back what the SKU is expected to sell in that lag:
+//
+//	margin = ⌈ units sold in the last window × lag / window ⌉
+//
+// A SKU that is not selling has a margin of 0; once a burst is over, the
+// next push (an event or the full sync) restores the full quantity.
+func FlashMargin(recentUnits int, window, lag time.Duration) int {
+	if recentUnits <= 0 || window <= 0 || lag <= 0 {
+		return 0
+	}
+	m := decimal.NewFromInt(int64(recentUnits)).Mul(decimal.NewFromInt(int64(lag))).Div(decimal.NewFromInt(int64(window))).Ceil()
+	return int(m.IntPart())
+}
