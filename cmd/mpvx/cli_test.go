@@ -42,8 +42,8 @@ func TestListShowsOurComponents(t *testing.T) {
 	}
 	want := map[string][]string{
 		"inputs":           {"mirakl_orders", "mpvx_replay"},
-		"outputs":          {"mirakl_ack", "peoplevox_sales_orders", "mpvx_exceptions"},
-		"processors":       {"peoplevox_item_check"},
+		"outputs":          {"mirakl_ack", "peoplevox_sales_orders", "mpvx_exceptions", "mirakl_shipment"},
+		"processors":       {"peoplevox_item_check", "peoplevox_despatches", "mirakl_despatch_lines"},
 		"caches":           {"mpvx_store"},
 		"rate-limits":      {"mirakl_budget"},
 		"bloblang-methods": {"dec_sum", "dec_allocation", "dec_within"},

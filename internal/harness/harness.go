@@ -142,6 +142,7 @@ func (s *Sandboxes) Scaled(d time.Duration) time.Duration { return s.Clock.Real(
 func (s *Sandboxes) ConnectorEnv(storeDSN, httpAddr string) map[string]string {
 	minute := s.Scaled(time.Minute)
 	stockAddr := mustFreeAddr()
+	dispatchAddr := mustFreeAddr()
 	return map[string]string{
 		"MPVX_STOCK_CALLBACK_ADDR":       stockAddr,
 		"MPVX_STOCK_CALLBACK_PUBLIC_URL": "http://" + stockAddr,
@@ -162,6 +163,15 @@ func (s *Sandboxes) ConnectorEnv(storeDSN, httpAddr string) map[string]string {
 		"MPVX_CHANNEL_NAME":              "Joules Marketplace",
 		"MPVX_SERVICE_TYPES":             "STD:Standard,EXP:Express",
 		"MPVX_REFUSE_UNKNOWN_SKUS":       "false",
+
+		// dispatch: Peoplevox despatch callbacks; the sandbox warehouse's
+		// carriers mapped to the Mirakl sandbox's SH21 codes.
+		"MPVX_CALLBACK_ADDR":          dispatchAddr,
+		"MPVX_CALLBACK_PUBLIC_URL":    "http://" + dispatchAddr,
+		"MPVX_CALLBACK_TOKEN":         "sandbox-callback-token-0123456789",
+		"MPVX_CARRIERS":               "Royal Mail:ROYAL_MAIL,DPD:DPD_UK,DHL:DHL_UK",
+		"MPVX_UNMAPPED_CARRIER":       "fallback",
+		"MPVX_PARTIAL_DESPATCH_AFTER": s.Scaled(24 * time.Hour).String(),
 	}
 }
 

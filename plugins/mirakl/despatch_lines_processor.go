@@ -35,7 +35,9 @@ tracking number: the package's natural key) and `+"`lines: [{order_line_id, quan
 (units of one line in one package added up). Metadata `+"`mirakl_order_id`"+` is set.
 
 Checks: the despatched units of a line over all packages never exceed the line's quantity. A failure
-flags the message with an error naming the order, package and SKU and `+"`exception_type: ship_failed`"+`.
+flags the message with an error naming the order, package and SKU and `+"`exception_type: ship_failed`"+`,
+and so does a despatch of an order the ledger knows as CANCELED or REFUSED in Mirakl (the parcel has
+left: a person must act).
 A Sales Order the ledger does not know (an order of another channel, not imported by mpvx) is dropped
 (`+"`on_unknown_order: drop`"+`) or flagged (`+"`error`"+`).`).
 		Fields(
@@ -178,6 +180,16 @@ func (p *despatchLines) resolve(ctx context.Context, msg *service.Message) (bool
 	}
 	d.OrderID = led.OrderID
 	msg.MetaSetMut("mirakl_order_id", led.OrderID)
+	if led.MiraklState == StateCanceled || led.MiraklState == StateRefused {
+		var tracking []string
+		for _, pk := range d.Packages {
+			if pk.TrackingNumber != "" {
+				tracking = append(tracking, pk.TrackingNumber)
+			}
+		}
+		return true, fmt.Errorf("order %s is %s in Mirakl but the warehouse despatched Sales Order %s (tracking %s): the parcel has left for a cancelled order; recall it with the carrier or contact the customer, then resolve this exception",
+			led.OrderID, led.MiraklState, d.SalesOrderNumber, strings.Join(tracking, ", "))
+	}
 
 	byID := map[string]store.LedgerLine{}
 	bySKU := map[string][]store.LedgerLine{}

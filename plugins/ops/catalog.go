@@ -45,6 +45,18 @@ func (t ExceptionType) Done(o store.LedgerOrder) bool {
 		return o.AcceptedAt != nil
 	case "imported":
 		return o.SalesOrderNumber != ""
+	case "shipped":
+		shippable := 0
+		for _, l := range o.Lines {
+			if (l.Accepted != nil && !*l.Accepted) || l.State == "REFUSED" || l.State == "CANCELED" {
+				continue
+			}
+			shippable++
+			if l.ShippedQuantity < l.Quantity {
+				return false
+			}
+		}
+		return shippable > 0
 	}
 	return false
 }
@@ -70,6 +82,12 @@ var Catalogue = map[string]ExceptionType{
 		Meaning: "Peoplevox reported an availability that is not a whole number of units (negative, fractional, text) for an item; it was not pushed to Mirakl."},
 	"cancel_failed": {Name: "cancel_failed", Team: TeamIntegration, Replayable: true,
 		Meaning: "An order cancelled in Mirakl could not be cancelled in Peoplevox; it may still be shipped."},
+	"ship_failed": {Name: "ship_failed", DoneWhen: "shipped", Team: TeamIntegration, Replayable: true,
+		Meaning: "A parcel the warehouse despatched could not be shipped in Mirakl (or the order was cancelled in Mirakl after it left): the customer sees no tracking and the shop's shipping-delay rate suffers."},
+	"unmapped_carrier": {Name: "unmapped_carrier", DoneWhen: "shipped", Team: TeamWarehouse, Replayable: true,
+		Meaning: "A parcel left with a Peoplevox carrier that has no Mirakl carrier code in MPVX_CARRIERS (or a code Mirakl does not list); it is not shipped in Mirakl until the carrier is mapped and the exception replayed."},
+	"partial_despatch": {Name: "partial_despatch", DoneWhen: "shipped", Team: TeamWarehouse, Replayable: false,
+		Meaning: "Part of an order has been despatched for too long while the marketplace can only ship whole orders (multi-shipment off): despatch the rest or cancel the missing units in Mirakl."},
 }
 
 // Lookup returns the type's description, or a generic one owned by the
