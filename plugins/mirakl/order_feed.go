@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,11 @@ type orderFeed struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	kick   chan struct{}
+
+	// ready is closed once a poll has completed: from then on the ledger
+	// knows every order Mirakl had when that poll started.
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 type feedConfig struct {
@@ -90,7 +96,7 @@ func joinFeed(key string, newFeed func() (*orderFeed, error), sub *orderSub) (*o
 		if f, err = newFeed(); err != nil {
 			return nil, err
 		}
-		f.key, f.subs, f.kick = key, map[*orderSub]bool{}, make(chan struct{}, 1)
+		f.key, f.subs, f.kick, f.ready = key, map[*orderSub]bool{}, make(chan struct{}, 1), make(chan struct{})
 		feeds[key] = f
 	}
 	f.mu.Lock()
@@ -103,6 +109,28 @@ func joinFeed(key string, newFeed func() (*orderFeed, error), sub *orderSub) (*o
 	f.mu.Unlock()
 	f.poke()
 	return f, nil
+}
+
+// awaitOrderFeeds waits until every order feed of the shop running in this
+// process has completed a poll, so the ledger's open demand is complete.
+// Without a feed in the process it returns at once.
+func awaitOrderFeeds(ctx context.Context, shopKey string) error {
+	feedsMu.Lock()
+	var waits []chan struct{}
+	for key, f := range feeds {
+		if strings.HasPrefix(key, shopKey+"#") {
+			waits = append(waits, f.ready)
+		}
+	}
+	feedsMu.Unlock()
+	for _, ch := range waits {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // leave detaches a subscriber; the last one stops the poller.
@@ -147,6 +175,8 @@ func (f *orderFeed) run(ctx context.Context) {
 	for {
 		if err := f.poll(ctx, ListOrdersParams{}); err != nil && ctx.Err() == nil {
 			f.log.Errorf("Polling Mirakl orders (OR11) failed: %v; the next poll retries from the same watermark", err)
+		} else if err == nil {
+			f.readyOnce.Do(func() { close(f.ready) })
 		}
 		if f.cfg.safetyNetEvery > 0 && time.Since(lastSafetyNet) >= f.cfg.safetyNetEvery {
 			if states := f.waitingStates(); len(states) > 0 {

@@ -202,7 +202,7 @@ func (in *ordersInput) Connect(ctx context.Context) error {
 	} else {
 		sub.cursor = time.Now().Add(-in.cfg.lookback).UTC()
 	}
-	key := fmt.Sprintf("%s#%d#%s", normaliseBaseURL(client.base.String()), client.ShopID(), in.feed)
+	key := shopKey(client) + "#" + in.feed
 	f, err := joinFeed(key, func() (*orderFeed, error) {
 		return &orderFeed{client: client, st: st, log: in.log, cfg: in.cfg}, nil
 	}, sub)
@@ -237,4 +237,9 @@ func (in *ordersInput) Close(ctx context.Context) error {
 	in.f.leave(in.sub)
 	in.sub = nil
 	return in.st.Close()
+}
+
+// shopKey names a shop of a Mirakl instance in process-wide registries.
+func shopKey(c *Client) string {
+	return fmt.Sprintf("%s#%d", normaliseBaseURL(c.base.String()), c.ShopID())
 }

@@ -25,6 +25,7 @@ const (
 	soFieldGuard     = "flash_guard"
 	soFieldWindow    = "window"
 	soFieldLag       = "lag"
+	soFieldTrust     = "trust_peoplevox_on_first_sight"
 )
 
 func stockOutputSpec() *service.ConfigSpec {
@@ -77,6 +78,8 @@ and the push repairs it.`).
 				service.NewDurationField(soFieldWindow).Default("10m").Description("How far back sales are counted to measure how fast a SKU sells; 0 disables the guard."),
 				service.NewDurationField(soFieldLag).Default("3m").Description("How long a pushed quantity takes to be live in Mirakl after it is computed: the OR11 poll interval + the STO01 window + Mirakl's import processing."),
 			).Description("Flash-sale guard: holds back what a fast-selling SKU is expected to sell before the push is live (see `FlashMargin`)."),
+			service.NewBoolField(soFieldTrust).Default(false).
+				Description("Push the computed quantity of a SKU seen for the first time even when it is above what Mirakl shows. Off by default: a first sight may miss orders the ledger has not seen yet. Turn it on to stock a new catalogue (Mirakl at 0)."),
 		)
 }
 
@@ -88,22 +91,28 @@ func init() {
 }
 
 type stockOutput struct {
-	conf      *service.ParsedConfig
-	mgr       *service.Resources
-	log       *service.Logger
-	dsn       string
-	client    *Client
-	pvx       *peoplevox.Client
-	site      string
-	warehouse string
-	states    []string
-	window    time.Duration
-	lag       time.Duration
+	conf       *service.ParsedConfig
+	mgr        *service.Resources
+	log        *service.Logger
+	dsn        string
+	client     *Client
+	pvx        *peoplevox.Client
+	site       string
+	warehouse  string
+	states     []string
+	window     time.Duration
+	lag        time.Duration
+	trustFirst bool
 
 	st     *store.Store
 	wake   chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// runner is the output of this shop and store that runs the push and
+	// follow loops; every mirakl_stock of the process feeding the same
+	// store shares it, so one file goes out per window, not one per flow.
+	runner *stockOutput
+	key    string
 
 	pushedSKUs *service.MetricCounter
 	imports    *service.MetricCounter
@@ -150,6 +159,9 @@ func newStockOutputFromParsed(conf *service.ParsedConfig, mgr *service.Resources
 	if o.lag, err = conf.FieldDuration(soFieldGuard, soFieldLag); err != nil {
 		return nil, err
 	}
+	if o.trustFirst, err = conf.FieldBool(soFieldTrust); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -165,6 +177,17 @@ func (o *stockOutput) Connect(ctx context.Context) error {
 		return err
 	}
 	o.st = st
+	o.key = shopKey(o.client) + "|" + st.Where()
+	runnersMu.Lock()
+	defer runnersMu.Unlock()
+	if r := runners[o.key]; r != nil {
+		r.refs++
+		o.runner = r.owner
+		o.runner.poke()
+		return nil
+	}
+	runners[o.key] = &stockRunner{owner: o, refs: 1}
+	o.runner = o
 	runCtx, cancel := context.WithCancel(context.Background())
 	o.cancel = cancel
 	o.wg.Add(2)
@@ -173,6 +196,16 @@ func (o *stockOutput) Connect(ctx context.Context) error {
 	o.poke()
 	return nil
 }
+
+type stockRunner struct {
+	owner *stockOutput
+	refs  int
+}
+
+var (
+	runnersMu sync.Mutex
+	runners   = map[string]*stockRunner{}
+)
 
 func (o *stockOutput) poke() {
 	select {
@@ -211,7 +244,7 @@ func (o *stockOutput) WriteBatch(ctx context.Context, batch service.MessageBatch
 		if err := o.st.RecordStockChanges(ctx, changes); err != nil {
 			return err
 		}
-		o.poke()
+		o.runner.poke()
 	}
 	if bErr != nil {
 		return bErr
@@ -251,6 +284,11 @@ func parseStockChange(msg *service.Message) (store.StockChange, error) {
 // flushLoop pushes pending SKUs whenever there are some and the STO01
 // budget allows, gathering changes until the window opens.
 func (o *stockOutput) flushLoop(ctx context.Context) {
+	// Open demand comes from the order ledger: before the shop's order feed
+	// has polled once, orders already sold would be missing from it.
+	if err := awaitOrderFeeds(ctx, shopKey(o.client)); err != nil {
+		return
+	}
 	backoff := time.Second
 	for {
 		n, err := o.st.CountPendingStock(ctx)
@@ -267,6 +305,7 @@ func (o *stockOutput) flushLoop(ctx context.Context) {
 			continue
 		}
 		if d := o.client.Governor().Delay(OpSTO01); d > 0 {
+			o.log.Debugf("%d SKU(s) pending; the STO01 budget (%s) allows the next push in %s", n, o.client.Governor().Budget(OpSTO01), d.Round(time.Millisecond))
 			select {
 			case <-ctx.Done():
 				return
@@ -312,6 +351,10 @@ func (o *stockOutput) flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	live, err := o.liveQuantities(ctx, skus)
+	if err != nil {
+		return fmt.Errorf("reading the current Mirakl quantities of %d SKU(s) before pushing: %w", len(skus), err)
+	}
 	recent := map[string]int{}
 	if o.window > 0 {
 		if recent, err = o.st.RecentDemand(ctx, skus, time.Now().Add(-o.window)); err != nil {
@@ -341,12 +384,19 @@ func (o *stockOutput) flush(ctx context.Context) error {
 			settled = append(settled, st)
 			continue
 		}
-		q := StockQuantity(*avail, demand[r.SKU]+FlashMargin(recent[r.SKU], o.window, o.lag), r.Rule)
-		if r.FullSync && r.PushedQuantity != nil && *r.PushedQuantity != q {
-			o.drift.Incr(1)
-			o.log.With("sku", r.SKU).Infof("Full sync: %s should show %d on Mirakl, last pushed %d; repairing", r.SKU, q, *r.PushedQuantity)
+		margin := FlashMargin(recent[r.SKU], o.window, o.lag)
+		q := StockQuantity(*avail, demand[r.SKU]+margin, r.Rule)
+		m, known := live[r.SKU]
+		if known {
+			var held int
+			q, held = capRaise(q, m, *avail, margin, r, o.trustFirst)
+			st.HeldBack = &held
 		}
-		if r.PushedQuantity == nil || *r.PushedQuantity != q {
+		if r.FullSync && known && q != m {
+			o.drift.Incr(1)
+			o.log.With("sku", r.SKU).Infof("Full sync: %s should show %d on Mirakl, shows %d; repairing", r.SKU, q, m)
+		}
+		if !known || q != m {
 			lines = append(lines, StockLine{OfferSKU: r.SKU, Quantity: q, WarehouseCode: o.warehouse})
 			sent[r.SKU] = q
 			qq := q
@@ -370,6 +420,87 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		return fmt.Errorf("stock import %s was sent but recording it failed (the SKUs stay pending and will be sent again): %w", id, err)
 	}
 	return nil
+}
+
+// capRaise limits a computed quantity q for a SKU Mirakl shows at m, and
+// returns the units mpvx may still give back later (the entitlement).
+//
+// Mirakl lowers its own quantity with every sale, and some sales are not in
+// the ledger yet, so a computed quantity above what Mirakl shows is not
+// proof that stock exists. mpvx raises a SKU above Mirakl's figure only by
+// units it knows are real: stock Peoplevox received since the last
+// computation, and units it held back itself (the flash margin). A SKU seen
+// for the first time is capped at Mirakl's figure unless trustFirst.
+func capRaise(q, m, avail, margin int, r store.StockRow, trustFirst bool) (int, int) {
+	if r.AnchorAvailable == nil {
+		if trustFirst {
+			return q, 0
+		}
+		return min(q, m), 0
+	}
+	entitled := r.HeldBack
+	if avail > *r.AnchorAvailable {
+		entitled += avail - *r.AnchorAvailable
+	}
+	switch {
+	case q > m:
+		raise := min(q-m, entitled)
+		q, entitled = m+raise, entitled-raise
+	case q < m:
+		entitled += min(m-q, margin)
+	}
+	return q, max(0, min(entitled, avail))
+}
+
+// liveQuantities reads what Mirakl shows now for the SKUs (OF21): one call
+// per SKU for a few, the whole catalogue page by page for many.
+func (o *stockOutput) liveQuantities(ctx context.Context, skus []string) (map[string]int, error) {
+	out := make(map[string]int, len(skus))
+	take := func(off Offer) {
+		q := off.Quantity
+		if o.warehouse != "" {
+			q = 0
+			for _, w := range off.Warehouses {
+				if w.Code == o.warehouse {
+					q = w.Quantity
+				}
+			}
+		}
+		out[off.ShopSKU] = q
+	}
+	if len(skus) <= 20 {
+		for _, sku := range skus {
+			page, err := o.client.ListOffers(ctx, ListOffersParams{SKU: sku})
+			if err != nil {
+				return nil, err
+			}
+			for _, off := range page.Offers {
+				if off.ShopSKU == sku {
+					take(off)
+				}
+			}
+		}
+		return out, nil
+	}
+	want := make(map[string]bool, len(skus))
+	for _, s := range skus {
+		want[s] = true
+	}
+	for offset := 0; ; {
+		page, err := o.client.ListOffers(ctx, ListOffersParams{Offset: offset})
+		if err != nil {
+			return nil, err
+		}
+		for _, off := range page.Offers {
+			if want[off.ShopSKU] {
+				take(off)
+			}
+		}
+		offset += len(page.Offers)
+		if len(page.Offers) == 0 || offset >= page.TotalCount {
+			return out, nil
+		}
+	}
 }
 
 // followLoop follows open imports with STO02 and reads STO03 for rejected
@@ -442,6 +573,30 @@ func (o *stockOutput) Close(ctx context.Context) error {
 	if o.st == nil {
 		return nil
 	}
+	runnersMu.Lock()
+	r := runners[o.key]
+	r.refs--
+	last := r.refs == 0
+	if last {
+		delete(runners, o.key)
+	}
+	runnersMu.Unlock()
+	if o.runner != o {
+		err := o.st.Close()
+		o.st = nil
+		if last {
+			return o.runner.stopRunning()
+		}
+		return err
+	}
+	if !last {
+		return nil // other outputs still feed this runner's loops
+	}
+	return o.stopRunning()
+}
+
+// stopRunning ends the loops and releases the runner's store handle.
+func (o *stockOutput) stopRunning() error {
 	o.cancel()
 	o.wg.Wait()
 	err := o.st.Close()

@@ -25,7 +25,9 @@ func init() {
 			changed_at      TEXT,
 			pushed_quantity INTEGER,
 			pushed_at       TEXT,
-			pushed_import   TEXT NOT NULL DEFAULT ''
+			pushed_import   TEXT NOT NULL DEFAULT '',
+			anchor_available INTEGER,
+			held_back       INTEGER NOT NULL DEFAULT 0
 		)`,
 		`CREATE INDEX stock_pending ON stock (pending, changed_at)`,
 		`CREATE TABLE stock_imports (
@@ -76,6 +78,14 @@ type StockRow struct {
 	PushedQuantity *int
 	PushedAt       *time.Time
 	PushedImport   string
+	// AnchorAvailable is Peoplevox's Available when the SKU was last
+	// computed: a later increase is stock received, which may raise the
+	// marketplace quantity.
+	AnchorAvailable *int
+	// HeldBack is the entitlement: units mpvx knows exist but has not shown
+	// on Mirakl (stock received, flash margin held back); it may raise the
+	// marketplace quantity by that much later.
+	HeldBack int
 }
 
 // RecordStockChanges marks SKUs pending with their latest availability (the
@@ -131,16 +141,20 @@ func boolInt(b bool) int {
 	return 0
 }
 
-const stockColumns = `sku, item_code, available, rule, pending, version, full_sync, changed_at, pushed_quantity, pushed_at, pushed_import`
+const stockColumns = `sku, item_code, available, rule, pending, version, full_sync, changed_at, pushed_quantity, pushed_at, pushed_import, anchor_available, held_back`
 
 func scanStock(r scanner) (StockRow, error) {
 	var row StockRow
-	var avail, pushed sql.NullInt64
+	var avail, pushed, anchor sql.NullInt64
 	var rule string
 	var pending, full int
 	var changed, pushedAt sql.NullString
-	if err := r.Scan(&row.SKU, &row.ItemCode, &avail, &rule, &pending, &row.Version, &full, &changed, &pushed, &pushedAt, &row.PushedImport); err != nil {
+	if err := r.Scan(&row.SKU, &row.ItemCode, &avail, &rule, &pending, &row.Version, &full, &changed, &pushed, &pushedAt, &row.PushedImport, &anchor, &row.HeldBack); err != nil {
 		return row, err
+	}
+	if anchor.Valid {
+		v := int(anchor.Int64)
+		row.AnchorAvailable = &v
 	}
 	if avail.Valid {
 		v := int(avail.Int64)
@@ -249,6 +263,7 @@ type StockSettlement struct {
 	Version   int64 // the version that was computed; a newer change stays pending
 	Available *int  // the availability used (refreshed from Peoplevox or as recorded)
 	Pushed    *int  // the quantity sent; nil when nothing needed sending
+	HeldBack  *int  // units mpvx may still give back (entitlement); nil: unchanged
 }
 
 // StockImport is one STO01 import.
@@ -287,6 +302,14 @@ func (s *Store) SettleStock(ctx context.Context, imp *StockImport, settled []Sto
 			var avail any
 			if st.Available != nil {
 				avail = *st.Available
+				if _, err := tx.ExecContext(ctx, `UPDATE stock SET anchor_available = ? WHERE sku = ?`, avail, st.SKU); err != nil {
+					return c.fail("anchoring the availability of "+st.SKU, err)
+				}
+			}
+			if st.HeldBack != nil {
+				if _, err := tx.ExecContext(ctx, `UPDATE stock SET held_back = ? WHERE sku = ?`, *st.HeldBack, st.SKU); err != nil {
+					return c.fail("recording the entitlement of "+st.SKU, err)
+				}
 			}
 			if st.Pushed != nil {
 				importID := ""
