@@ -141,6 +141,9 @@ func (s *Sandboxes) Scaled(d time.Duration) time.Duration { return s.Clock.Real(
 // so the connector calls as often as Mirakl allows in sandbox time.
 func (s *Sandboxes) ConnectorEnv(storeDSN, httpAddr string) map[string]string {
 	minute := s.Scaled(time.Minute)
+	// Budgets keep 5% below the sandbox's limits: on a loaded machine a
+	// request can reach the sandbox later than the one after it was sent.
+	budget := func(d time.Duration) string { return (s.Scaled(d) * 105 / 100).String() }
 	stockAddr := mustFreeAddr()
 	dispatchAddr := mustFreeAddr()
 	return map[string]string{
@@ -150,10 +153,10 @@ func (s *Sandboxes) ConnectorEnv(storeDSN, httpAddr string) map[string]string {
 		"MIRAKL_API_KEY":                 "sandbox-key",
 		"MIRAKL_SHOP_ID":                 strconv.FormatInt(s.ShopID, 10),
 		"MIRAKL_POLL_INTERVAL":           minute.String(),
-		"MIRAKL_OR11_INTERVAL":           minute.String(),
-		"MIRAKL_STO01_INTERVAL":          minute.String(),
-		"MIRAKL_STO02_INTERVAL":          s.Scaled(15 * time.Second).String(),
-		"MIRAKL_STO03_INTERVAL":          minute.String(),
+		"MIRAKL_OR11_INTERVAL":           budget(time.Minute),
+		"MIRAKL_STO01_INTERVAL":          budget(time.Minute),
+		"MIRAKL_STO02_INTERVAL":          budget(15 * time.Second),
+		"MIRAKL_STO03_INTERVAL":          budget(time.Minute),
 		"MPVX_FULL_SYNC_INTERVAL":        s.Scaled(15 * time.Minute).String(),
 		"MPVX_FLASH_WINDOW":              s.Scaled(10 * time.Minute).String(),
 		"MPVX_FLASH_LAG":                 s.Scaled(3 * time.Minute).String(),
