@@ -238,7 +238,7 @@ func TestShipmentsPartialFailureIsPerShipment(t *testing.T) {
 
 	res, err := e.client.CreateShipments(ctx, []mirakl.NewShipment{
 		{OrderID: ready, ShipmentLines: []mirakl.ShipmentLine{{OrderLineID: ready + "-1", Quantity: 1}},
-			Tracking: &mirakl.Tracking{CarrierCode: e.carrier(), TrackingNumber: "RM123456785GB"}, Shipped: true},
+			Tracking: &mirakl.ShipTracking{CarrierCode: e.carrier(), TrackingNumber: "RM123456785GB"}, Shipped: true},
 		{OrderID: notReady, ShipmentLines: []mirakl.ShipmentLine{{OrderLineID: notReady + "-1", Quantity: 1}}, Shipped: true},
 	})
 	var partial *mirakl.PartialFailure
@@ -266,7 +266,7 @@ func TestShipmentsPartialFailureIsPerShipment(t *testing.T) {
 		t.Fatal(err)
 	}
 	sid := second.Success[0].ID
-	if upd, err := e.client.UpdateShipmentTracking(ctx, map[string]mirakl.Tracking{sid: {CarrierCode: e.carrier(), TrackingNumber: "RM999999995GB"}}); err != nil || len(upd.Errors) != 0 {
+	if upd, err := e.client.UpdateShipmentTracking(ctx, map[string]mirakl.ShipTracking{sid: {CarrierCode: e.carrier(), TrackingNumber: "RM999999995GB"}}); err != nil || len(upd.Errors) != 0 {
 		t.Fatalf("ST23: %v %+v", err, upd)
 	}
 	if upd, err := e.client.ShipShipments(ctx, []string{sid}); err != nil || len(upd.Errors) != 0 {

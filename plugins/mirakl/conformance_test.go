@@ -39,11 +39,11 @@ func TestConformanceEveryOperation(t *testing.T) {
 
 	a := e.shippingOrder(line("SKU-A", 2), line("SKU-B", 1)) // OR21, OR11
 	res, err := e.client.CreateShipments(ctx, []mirakl.NewShipment{{OrderID: a, Shipped: false,
-		ShipmentLines: []mirakl.ShipmentLine{{OrderLineID: a + "-1", Quantity: 2}}, Tracking: &mirakl.Tracking{CarrierCode: carrier, TrackingNumber: "RM1"}}})
+		ShipmentLines: []mirakl.ShipmentLine{{OrderLineID: a + "-1", Quantity: 2}}, Tracking: &mirakl.ShipTracking{CarrierCode: carrier, TrackingNumber: "RM1"}}})
 	must(t, err)
 	_, err = e.client.ListShipments(ctx, mirakl.ListShipmentsParams{OrderIDs: []string{a}})
 	must(t, err)
-	_, err = e.client.UpdateShipmentTracking(ctx, map[string]mirakl.Tracking{res.Success[0].ID: {CarrierCode: carrier, TrackingNumber: "RM2"}})
+	_, err = e.client.UpdateShipmentTracking(ctx, map[string]mirakl.ShipTracking{res.Success[0].ID: {CarrierCode: carrier, TrackingNumber: "RM2"}})
 	must(t, err)
 	_, err = e.client.ShipShipments(ctx, []string{res.Success[0].ID})
 	must(t, err)

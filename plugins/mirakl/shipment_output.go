@@ -595,52 +595,14 @@ func (o *shipmentOutput) checkCarriers(orderID string, fresh []pending) error {
 	return nil
 }
 
-// st01Tracking is ST01's tracking block (tracking_url, not OR23's carrier_url).
-type st01Tracking struct {
-	CarrierCode         string `json:"carrier_code,omitempty"`
-	CarrierName         string `json:"carrier_name,omitempty"`
-	CarrierStandardCode string `json:"carrier_standard_code,omitempty"`
-	TrackingNumber      string `json:"tracking_number,omitempty"`
-	TrackingURL         string `json:"tracking_url,omitempty"`
-}
-
-type st01Shipment struct {
-	OrderID       string         `json:"order_id"`
-	ShipmentLines []ShipmentLine `json:"shipment_lines"`
-	Tracking      *st01Tracking  `json:"tracking,omitempty"`
-	Shipped       bool           `json:"shipped"`
-}
-
-// createShipmentsTracked is ST01 with the tracking block as ST01 documents
-// it (tracking_url for unregistered carriers).
-func (c *Client) createShipmentsTracked(ctx context.Context, shipments []st01Shipment) (*CreateShipmentsResult, error) {
-	subject := "order " + shipments[0].OrderID
-	body := struct {
-		Shipments []st01Shipment `json:"shipments"`
-	}{shipments}
-	resp, err := c.do(ctx, request{op: OpST01, path: "/api/shipments", subject: subject, body: jsonBody(body),
-		expect: []int{http.StatusCreated}})
-	if err != nil {
-		return nil, err
-	}
-	var out CreateShipmentsResult
-	if err := decode(OpST01, resp, &out); err != nil {
-		return nil, &UnknownOutcomeError{Operation: OpST01, Subject: subject, Err: err}
-	}
-	if len(out.Errors) > 0 {
-		return &out, &PartialFailure{Operation: OpST01, Failed: out.Errors, Succeeded: len(out.Success)}
-	}
-	return &out, nil
-}
-
-func (p pending) st01(orderID string) st01Shipment {
-	s := st01Shipment{OrderID: orderID, Shipped: true}
+func (p pending) st01(orderID string) NewShipment {
+	s := NewShipment{OrderID: orderID, Shipped: true}
 	for _, l := range p.Lines {
 		s.ShipmentLines = append(s.ShipmentLines, ShipmentLine{OrderLineID: l.OrderLineID, Quantity: l.Quantity, PackageReference: p.PackageReference})
 	}
 	t := p.Tracking
 	if t.CarrierCode != "" || t.CarrierName != "" {
-		s.Tracking = &st01Tracking{CarrierCode: t.CarrierCode, CarrierName: t.CarrierName, CarrierStandardCode: t.CarrierStandardCode,
+		s.Tracking = &ShipTracking{CarrierCode: t.CarrierCode, CarrierName: t.CarrierName, CarrierStandardCode: t.CarrierStandardCode,
 			TrackingNumber: t.TrackingNumber}
 		if t.CarrierCode == "" {
 			s.Tracking.TrackingURL = t.TrackingURL
@@ -747,7 +709,7 @@ func (o *shipmentOutput) shipST01(ctx context.Context, req ShipmentOrder, fresh 
 			}
 		}
 		recs := make([]store.ShipmentRecord, len(fresh))
-		body := make([]st01Shipment, len(fresh))
+		body := make([]NewShipment, len(fresh))
 		for i, p := range fresh {
 			recs[i] = o.record(p, id, store.ShipmentSending, "st01", "", "")
 			body[i] = p.st01(id)
@@ -755,7 +717,7 @@ func (o *shipmentOutput) shipST01(ctx context.Context, req ShipmentOrder, fresh 
 		if err := o.st.PutShipments(ctx, recs...); err != nil {
 			return err
 		}
-		res, err := o.client.createShipmentsTracked(ctx, body)
+		res, err := o.client.CreateShipments(ctx, body)
 		var pf *PartialFailure
 		var apiErr *APIError
 		switch {

@@ -17,10 +17,20 @@ const MaxShipmentsPerCall = 1000
 type NewShipment struct {
 	OrderID          string         `json:"order_id"`
 	ShipmentLines    []ShipmentLine `json:"shipment_lines"`
-	Tracking         *Tracking      `json:"tracking,omitempty"`
+	Tracking         *ShipTracking  `json:"tracking,omitempty"`
 	Shipped          bool           `json:"shipped"`
 	InvoiceReference string         `json:"invoice_reference,omitempty"`
 	ShippingFrom     *ShippingFrom  `json:"shipping_from,omitempty"`
+}
+
+// ShipTracking is the tracking block of a shipment (ST01, ST23). Unlike
+// OR23's order tracking, an unregistered carrier's link is tracking_url.
+type ShipTracking struct {
+	CarrierCode         string `json:"carrier_code,omitempty"`
+	CarrierName         string `json:"carrier_name,omitempty"`
+	CarrierStandardCode string `json:"carrier_standard_code,omitempty"`
+	TrackingNumber      string `json:"tracking_number,omitempty"`
+	TrackingURL         string `json:"tracking_url,omitempty"`
 }
 
 // ShipmentLine is a quantity of one order line in a shipment.
@@ -188,10 +198,10 @@ type ShipmentUpdateResult struct {
 }
 
 // UpdateShipmentTracking sends ST23 for shipments already created.
-func (c *Client) UpdateShipmentTracking(ctx context.Context, updates map[string]Tracking) (*ShipmentUpdateResult, error) {
+func (c *Client) UpdateShipmentTracking(ctx context.Context, updates map[string]ShipTracking) (*ShipmentUpdateResult, error) {
 	type item struct {
-		ID       string   `json:"id"`
-		Tracking Tracking `json:"tracking"`
+		ID       string       `json:"id"`
+		Tracking ShipTracking `json:"tracking"`
 	}
 	items := make([]item, 0, len(updates))
 	for id, t := range updates {
