@@ -125,6 +125,7 @@ func clientFromParsed(conf *service.ParsedConfig, mgr *service.Resources) (*Clie
 	calls := mgr.Metrics().NewCounter("mirakl_calls", "operation", "status")
 	limited := mgr.Metrics().NewCounter("mirakl_rate_limited", "operation")
 	latency := mgr.Metrics().NewTimer("mirakl_call_latency_ns", "operation")
+	retries := mgr.Metrics().NewCounter("mpvx_mirakl_retries", "operation")
 	return New(Options{
 		BaseURL: base, APIKey: key, ShopID: int64(shop),
 		HTTPClient: &http.Client{Timeout: timeout, Transport: transport},
@@ -139,6 +140,9 @@ func clientFromParsed(conf *service.ParsedConfig, mgr *service.Resources) (*Clie
 				limited.Incr(1, string(ev.Operation))
 			}
 			latency.Timing(int64(ev.Duration/time.Nanosecond), string(ev.Operation))
+			if ev.Attempt > 1 {
+				retries.Incr(1, string(ev.Operation))
+			}
 		},
 	})
 }
