@@ -124,6 +124,7 @@ type SLAOrder struct {
 	SalesOrderNumber string
 	PeoplevoxStatus  string
 	Since            time.Time  // when it entered the situation (state change, despatch)
+	CreatedAt        time.Time  // Mirakl created_date
 	AcceptBy, ShipBy *time.Time // deadlines, when known
 	Detail           string
 }
@@ -145,14 +146,15 @@ func (s *Store) slaOrders(ctx context.Context, what, q string, args ...any) ([]S
 	var out []SLAOrder
 	for rows.Next() {
 		var o SLAOrder
-		var since, acceptBy, shipBy sql.NullString
-		if err := rows.Scan(&o.OrderID, &o.MiraklState, &o.SalesOrderNumber, &o.PeoplevoxStatus, &since, &acceptBy, &shipBy, &o.Detail); err != nil {
+		var since, acceptBy, shipBy, created sql.NullString
+		if err := rows.Scan(&o.OrderID, &o.MiraklState, &o.SalesOrderNumber, &o.PeoplevoxStatus, &since, &acceptBy, &shipBy, &o.Detail, &created); err != nil {
 			return nil, c.fail(what, err)
 		}
-		var errs [3]error
+		var errs [4]error
 		o.Since, errs[0] = parseTS(since)
 		o.AcceptBy, errs[1] = parseTSP(acceptBy)
 		o.ShipBy, errs[2] = parseTSP(shipBy)
+		o.CreatedAt, errs[3] = parseTS(created)
 		for _, e := range errs {
 			if e != nil {
 				return nil, c.fail(what, e)
@@ -174,7 +176,7 @@ func limitOr(n, d int) int {
 // not accepted yet, the nearest acceptance deadline first.
 func (s *Store) AwaitingAcceptance(ctx context.Context, limit int) ([]SLAOrder, error) {
 	return s.slaOrders(ctx, "listing orders awaiting acceptance", `SELECT o.order_id, o.mirakl_state, o.sales_order_number,
-		o.peoplevox_status, `+slaSince+`, o.accept_by, o.ship_by, ''
+		o.peoplevox_status, `+slaSince+`, o.accept_by, o.ship_by, '', o.created_at
 		FROM orders o WHERE o.mirakl_state = 'WAITING_ACCEPTANCE' AND o.accepted_at IS NULL
 		ORDER BY o.accept_by IS NULL, o.accept_by, o.order_id LIMIT ?`, limitOr(limit, 500))
 }
@@ -183,7 +185,7 @@ func (s *Store) AwaitingAcceptance(ctx context.Context, limit int) ([]SLAOrder, 
 // Sales Order, the longest waiting first (Since: when they became SHIPPING).
 func (s *Store) ShippingNotImported(ctx context.Context, limit int) ([]SLAOrder, error) {
 	return s.slaOrders(ctx, "listing orders not in Peoplevox", `SELECT * FROM (SELECT o.order_id, o.mirakl_state, o.sales_order_number,
-		o.peoplevox_status, `+slaSince+` AS since, o.accept_by, o.ship_by, ''
+		o.peoplevox_status, `+slaSince+` AS since, o.accept_by, o.ship_by, '', o.created_at
 		FROM orders o WHERE o.mirakl_state = 'SHIPPING' AND o.sales_order_number = '') ORDER BY since, order_id LIMIT ?`, limitOr(limit, 500))
 }
 
@@ -192,7 +194,7 @@ func (s *Store) ShippingNotImported(ctx context.Context, limit int) ([]SLAOrder,
 // the order, or a send whose outcome is unknown), the oldest despatch first.
 func (s *Store) DespatchedNotShipped(ctx context.Context, limit int) ([]SLAOrder, error) {
 	return s.slaOrders(ctx, "listing despatched orders not shipped in Mirakl", `SELECT o.order_id, COALESCE(o.mirakl_state, ''),
-		COALESCE(o.sales_order_number, ''), COALESCE(o.peoplevox_status, ''), p.since, o.accept_by, o.ship_by, p.detail
+		COALESCE(o.sales_order_number, ''), COALESCE(o.peoplevox_status, ''), p.since, o.accept_by, o.ship_by, p.detail, o.created_at
 		FROM (SELECT order_id, MIN(COALESCE(despatched_at, created_at)) AS since,
 			COUNT(*) || ' package(s) ' || GROUP_CONCAT(DISTINCT state) AS detail
 			FROM shipments WHERE state IN ('held', 'sending') GROUP BY order_id) p
@@ -204,7 +206,7 @@ func (s *Store) DespatchedNotShipped(ctx context.Context, limit int) ([]SLAOrder
 // date is before t, the nearest first.
 func (s *Store) ShipByBefore(ctx context.Context, t time.Time, limit int) ([]SLAOrder, error) {
 	return s.slaOrders(ctx, "listing orders near their ship-by date", `SELECT o.order_id, o.mirakl_state, o.sales_order_number,
-		o.peoplevox_status, `+slaSince+`, o.accept_by, o.ship_by, ''
+		o.peoplevox_status, `+slaSince+`, o.accept_by, o.ship_by, '', o.created_at
 		FROM orders o WHERE o.ship_by IS NOT NULL AND o.ship_by < ?
 		AND o.mirakl_state IN ('WAITING_DEBIT', 'WAITING_DEBIT_PAYMENT', 'SHIPPING')
 		ORDER BY o.ship_by, o.order_id LIMIT ?`, ts(t), limitOr(limit, 500))
