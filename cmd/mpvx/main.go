@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string) int {
 		service.CLIOptSetDocumentationURL("https://github.com/mpvx/mpvx/tree/main/docs"),
 		service.CLIOptAddCommand(sandboxCommand()),
 		service.CLIOptAddCommand(demoCommand()),
+		service.CLIOptAddCommand(reconcileCommand()),
 	)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

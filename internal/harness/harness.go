@@ -157,6 +157,9 @@ func (s *Sandboxes) ConnectorEnv(storeDSN, httpAddr string) map[string]string {
 		"MIRAKL_STO01_INTERVAL":          budget(time.Minute),
 		"MIRAKL_STO02_INTERVAL":          budget(15 * time.Second),
 		"MIRAKL_STO03_INTERVAL":          budget(time.Minute),
+		"MIRAKL_OF52_INTERVAL":           budget(time.Minute),
+		"MIRAKL_OF53_INTERVAL":           budget(10 * time.Second),
+		"MIRAKL_TL02_INTERVAL":           budget(3 * time.Second), // 20 per minute
 		"MPVX_FULL_SYNC_INTERVAL":        s.Scaled(15 * time.Minute).String(),
 		"MPVX_FLASH_WINDOW":              s.Scaled(10 * time.Minute).String(),
 		"MPVX_FLASH_LAG":                 s.Scaled(3 * time.Minute).String(),

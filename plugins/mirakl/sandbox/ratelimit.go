@@ -61,6 +61,7 @@ func DefaultRateLimits() map[string]RateLimit {
 		"STO03": {Calls: 1, Window: time.Minute},
 		"OF52":  {Calls: 1, Window: time.Minute},
 		"OF53":  {Calls: 1, Window: 10 * time.Second},
+		"TL02":  {Calls: 20, Window: time.Minute},
 	}
 }
 

@@ -45,6 +45,8 @@ func (s *Server) routes() {
 	api("GET /api/offers/export/async/status/{tracking_id}", "OF53", s.handleOfferExportStatus)
 	api("GET /api/offers/export/async/file/{tracking_id}", "OF54", s.handleOfferExportFile)
 
+	api("GET /api/sellerpayment/transactions_logs", "TL02", s.handleListTransactions)
+
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "No API found for %s %s in the Mirakl sandbox", r.Method, r.URL.Path)
 	})
@@ -61,6 +63,8 @@ func (s *Server) api(op string, h http.HandlerFunc) http.Handler {
 		s.processLocked()
 		s.calls[op]++
 		s.mu.Unlock()
+		// Like any HTTP server, Mirakl dates its answers with its own clock.
+		w.Header().Set("Date", s.clock.Now().UTC().Format(http.TimeFormat))
 
 		d := s.faults.Decide(op, miraklFaults...)
 		if d.Latency > 0 {
