@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string) int {
 		service.CLIOptAddCommand(sandboxCommand()),
 		service.CLIOptAddCommand(demoCommand()),
 		service.CLIOptAddCommand(reconcileCommand()),
+		service.CLIOptAddCommand(docsCommand()),
 	)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
