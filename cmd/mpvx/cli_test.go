@@ -41,8 +41,8 @@ func TestListShowsOurComponents(t *testing.T) {
 		t.Fatalf("mpvx list --format json is not JSON: %v\n%s", err, out)
 	}
 	want := map[string][]string{
-		"inputs":           {"mirakl_orders", "mpvx_replay"},
-		"outputs":          {"mirakl_ack", "peoplevox_sales_orders", "mpvx_exceptions", "mirakl_shipment"},
+		"inputs":           {"mirakl_orders", "mpvx_replay", "mpvx_dashboard", "mpvx_exception_alerts", "mpvx_sla_watch"},
+		"outputs":          {"mirakl_ack", "peoplevox_sales_orders", "mpvx_exceptions", "mirakl_shipment", "mpvx_alert"},
 		"processors":       {"peoplevox_item_check", "peoplevox_despatches", "mirakl_despatch_lines"},
 		"caches":           {"mpvx_store"},
 		"rate-limits":      {"mirakl_budget"},

@@ -78,13 +78,16 @@ func runDemo(c *cli.Context) error {
 	if free, err := harness.FreeAddr(); err == nil && !addrFree(httpAddr) {
 		httpAddr = free
 	}
-	for k, v := range sb.ConnectorEnv(dsn, httpAddr) {
+	env := sb.ConnectorEnv(dsn, httpAddr)
+	for k, v := range env {
 		_ = os.Setenv(k, v)
 	}
 	_ = os.Setenv("MPVX_LOG_LEVEL", c.String("log-level"))
 
 	fmt.Printf("mpvx demo: Mirakl sandbox %s, Peoplevox sandbox %s, clock ×%g\n", sb.MiraklURL, sb.PeoplevoxURL, c.Float64("speed"))
 	fmt.Printf("           store %s, mpvx HTTP http://%s (/ready, /metrics)\n", dsn, httpAddr)
+	fmt.Printf("           dashboard %s (operator token %s, viewer token %s)\n",
+		env["MPVX_DASHBOARD_PUBLIC_URL"], env["MPVX_DASHBOARD_OPERATOR_TOKEN"], env["MPVX_DASHBOARD_VIEWER_TOKEN"])
 	fmt.Printf("           pipelines: %s\n\n", strings.Join(baseNames(files.pipelines), ", "))
 
 	sb.Mirakl.StartGenerator(msandbox.Generator{OrdersPerMinute: c.Float64("orders-per-minute"), MaxLines: 3, MaxQuantity: 2})

@@ -146,7 +146,22 @@ func (s *Sandboxes) ConnectorEnv(storeDSN, httpAddr string) map[string]string {
 	budget := func(d time.Duration) string { return (s.Scaled(d) * 105 / 100).String() }
 	stockAddr := mustFreeAddr()
 	dispatchAddr := mustFreeAddr()
+	dashboardAddr := mustFreeAddr()
+	realNow := time.Now().UTC()
+	marketNow := s.Clock.Now()
 	return map[string]string{
+		// ops: the dashboard (sandbox tokens, not secrets), the sandbox clock
+		// so deadlines count down on sandbox time, SLA timings scaled.
+		"MPVX_DASHBOARD_ADDR":             dashboardAddr,
+		"MPVX_DASHBOARD_PUBLIC_URL":       "http://" + dashboardAddr,
+		"MPVX_DASHBOARD_VIEWER_TOKEN":     SandboxViewerToken,
+		"MPVX_DASHBOARD_OPERATOR_TOKEN":   SandboxOperatorToken,
+		"MPVX_MARKETPLACE_CLOCK":          marketNow.Format(time.RFC3339Nano) + "@" + realNow.Format(time.RFC3339Nano) + "x" + strconv.FormatFloat(s.Clock.Speed(), 'g', -1, 64),
+		"MPVX_SLA_INTERVAL":               minute.String(),
+		"MPVX_SLA_NOT_IN_PEOPLEVOX_AFTER": s.Scaled(30 * time.Minute).String(),
+		"MPVX_SLA_NOT_SHIPPED_AFTER":      s.Scaled(2 * time.Hour).String(),
+		"MPVX_ALERT_POLL_INTERVAL":        "1s",
+
 		"MPVX_STOCK_CALLBACK_ADDR":       stockAddr,
 		"MPVX_STOCK_CALLBACK_PUBLIC_URL": "http://" + stockAddr,
 		"MIRAKL_URL":                     s.MiraklURL,
@@ -186,6 +201,12 @@ func (s *Sandboxes) ConnectorEnv(storeDSN, httpAddr string) map[string]string {
 		"MPVX_PARTIAL_DESPATCH_AFTER": s.Scaled(24 * time.Hour).String(),
 	}
 }
+
+// The dashboard tokens the sandbox client uses (public, like the sandbox keys).
+const (
+	SandboxViewerToken   = "sandbox-viewer-token-0123456789"
+	SandboxOperatorToken = "sandbox-operator-token-0123456789"
+)
 
 var garments = []string{"Breton Top", "Padded Gilet", "Wellies", "Wool Scarf", "Rain Jacket", "Striped Jumper",
 	"Floral Dress", "Cord Trousers", "Fleece", "Bobble Hat", "Canvas Bag", "Socks 3-Pack", "Shirt", "Hoodie", "Chinos"}

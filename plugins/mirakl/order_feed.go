@@ -296,6 +296,10 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 		}
 		return err
 	}
+	// Flow health for the dashboard: every subscriber's flow polled now.
+	for _, s := range subs {
+		_ = f.st.MarkHealth(ctx, strings.TrimPrefix(s.name, "mirakl_orders/"), "poll (OR11)", "")
+	}
 	if drifted {
 		f.log.Warnf("Mirakl's order list changed while paging OR11; polling again at once so no order is skipped")
 		f.poke()

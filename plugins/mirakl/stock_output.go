@@ -331,10 +331,14 @@ func (o *stockOutput) flushLoop(ctx context.Context) {
 
 // flush computes and pushes every pending SKU in one STO01 file.
 func (o *stockOutput) flush(ctx context.Context) error {
+	started := time.Now()
 	rows, err := o.st.PendingStock(ctx, 0)
 	if err != nil || len(rows) == 0 {
 		return err
 	}
+	defer func() {
+		o.log.Debugf("Stock flush of %d SKU(s) took %s", len(rows), time.Since(started).Round(time.Millisecond))
+	}()
 	skus := make([]string, 0, len(rows))
 	codes := make([]string, 0, len(rows))
 	for _, r := range rows {
@@ -343,7 +347,14 @@ func (o *stockOutput) flush(ctx context.Context) error {
 	}
 	var fresh map[string]peoplevox.ItemAvailability
 	if o.pvx != nil {
-		if fresh, err = o.pvx.Availability(ctx, codes, o.site); err != nil {
+		if len(codes) > 300 {
+			// Many items: one paged read of the whole report beats hundreds
+			// of 100-term search clauses.
+			fresh, err = o.pvx.AllAvailability(ctx, o.site)
+		} else {
+			fresh, err = o.pvx.Availability(ctx, codes, o.site)
+		}
+		if err != nil {
 			return fmt.Errorf("re-reading availability of %d item(s) from Peoplevox before pushing: %w", len(codes), err)
 		}
 	}
@@ -364,6 +375,7 @@ func (o *stockOutput) flush(ctx context.Context) error {
 	var lines []StockLine
 	sent := map[string]int{}
 	settled := make([]store.StockSettlement, 0, len(rows))
+	var fullChecked, drifted int // full-sync SKUs in this push, and those Mirakl showed wrong
 	now := time.Now()
 	for _, r := range rows {
 		avail := r.Available
@@ -392,7 +404,11 @@ func (o *stockOutput) flush(ctx context.Context) error {
 			q, held = capRaise(q, m, *avail, margin, r, o.trustFirst)
 			st.HeldBack = &held
 		}
+		if r.FullSync {
+			fullChecked++
+		}
 		if r.FullSync && known && q != m {
+			drifted++
 			o.drift.Incr(1)
 			o.log.With("sku", r.SKU).Infof("Full sync: %s should show %d on Mirakl, shows %d; repairing", r.SKU, q, m)
 		}
@@ -404,6 +420,9 @@ func (o *stockOutput) flush(ctx context.Context) error {
 			o.staleness.Timing(int64(now.Sub(r.ChangedAt)))
 		}
 		settled = append(settled, st)
+	}
+	if fullChecked > 0 { // for the dashboard's stock panel
+		_ = o.st.MarkHealth(ctx, "stock_full_sync", "drift", fmt.Sprintf("%d of %d SKU(s) corrected", drifted, fullChecked))
 	}
 	if len(lines) == 0 {
 		return o.st.SettleStock(ctx, nil, settled)

@@ -53,7 +53,7 @@ given at login). Serve it on loopback or behind an HTTPS reverse proxy (then set
 				Description("Mirakl base URL whose call budgets the Flows page shows (the one the flows use)."),
 			service.NewIntField(dbFieldShop).Default(0).Description("Mirakl shop id, with `mirakl_url`."),
 			service.NewStringField(dbFieldClock).Default("").Advanced().
-				Description("Sandbox only: `<RFC 3339 start>x<speed>` of the sandbox clock, so deadlines read from the sandbox count down on its time. Empty: the wall clock."),
+				Description("Sandbox only: `<sandbox time>@<real time>x<speed>` of the sandbox clock, so deadlines read from the sandbox count down on its time. Empty: the wall clock."),
 			service.NewStringField(dbFieldStore).Default("").
 				Description("The store DSN (default `$MPVX_STORE_DSN`, else `./data/mpvx.db`)."),
 		).

@@ -62,7 +62,7 @@ finding comes every interval until the order is out of danger, and `+"`mpvx_aler
 			service.NewStringField(swFieldDigestAt).Default("08:00").
 				Description("Time of day (UTC, HH:MM) of the daily digest; empty: no digest."),
 			service.NewStringField(swFieldClock).Default("").Advanced().
-				Description("Sandbox only: `<RFC 3339 start>x<speed>` of the sandbox clock; empty: the wall clock."),
+				Description("Sandbox only: `<sandbox time>@<real time>x<speed>` of the sandbox clock; empty: the wall clock."),
 			service.NewStringField(swFieldStore).Default("").
 				Description("The store DSN (default `$MPVX_STORE_DSN`, else `./data/mpvx.db`)."),
 		)
