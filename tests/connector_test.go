@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 
 // connector is one `mpvx streams` process running the real pipelines.
 type connector struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	log  string
 	done chan error
@@ -47,7 +47,7 @@ type connector struct {
 
 // startConnector runs the named pipelines (file names under pipelines/)
 // against the sandboxes, on the store at dsn.
-func startConnector(t *testing.T, sb *harness.Sandboxes, dsn string, extraEnv map[string]string, pipelines ...string) *connector {
+func startConnector(t testing.TB, sb *harness.Sandboxes, dsn string, extraEnv map[string]string, pipelines ...string) *connector {
 	t.Helper()
 	addr, err := harness.FreeAddr()
 	if err != nil {
@@ -119,7 +119,7 @@ func (c *connector) logTail() string {
 
 // eventually polls cond every 100 ms until it returns "" or the deadline
 // passes; the last explanation is reported.
-func eventually(t *testing.T, within time.Duration, c *connector, cond func() string) {
+func eventually(t testing.TB, within time.Duration, c *connector, cond func() string) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -138,7 +138,7 @@ func eventually(t *testing.T, within time.Duration, c *connector, cond func() st
 	}
 }
 
-func openStore(t *testing.T, dsn string) *store.Store {
+func openStore(t testing.TB, dsn string) *store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), dsn)
 	if err != nil {

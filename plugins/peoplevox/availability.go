@@ -54,6 +54,21 @@ func (c *Client) Availability(ctx context.Context, itemCodes []string, site stri
 	return out, nil
 }
 
+// AllAvailability reads the whole inventory report, page by page: cheaper
+// than search clauses when many items are wanted.
+func (c *Client) AllAvailability(ctx context.Context, site string) (map[string]ItemAvailability, error) {
+	req := ReportRequest{Report: InventoryReport, Columns: []string{"Item code", "Available"}, ItemsPerPage: 1000}
+	if site != "" {
+		req.SearchClause = Column("Site reference").Equals(site).String()
+	}
+	table, err := c.AllReport(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]ItemAvailability, table.Len())
+	return out, addAvailability(out, table)
+}
+
 // addAvailability adds the report rows of table to out; several rows of
 // one item (one per site) are summed.
 func addAvailability(out map[string]ItemAvailability, table *Table) error {

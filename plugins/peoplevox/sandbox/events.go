@@ -39,7 +39,7 @@ var eventTypes = []string{
 const (
 	callbackAttempts = 4
 	callbackBackoff  = 30 * time.Second
-	callbackWorkers  = 2
+	callbackWorkers  = 8
 	callbackLogSize  = 500
 )
 
