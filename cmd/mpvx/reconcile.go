@@ -82,7 +82,12 @@ func runReconcile(c *cli.Context) error {
 		}
 		shop = n
 	}
-	mc, err := mirakl.New(mirakl.Options{BaseURL: os.Getenv("MIRAKL_URL"), APIKey: os.Getenv("MIRAKL_API_KEY"), ShopID: shop})
+	// The running connector polls OR11 from its own budget: this process
+	// shares Mirakl's limit with it, so a 429 is expected now and then and
+	// waited out (Retry-After) rather than fatal.
+	retry := mirakl.DefaultRetryPolicy()
+	retry.MaxAttempts = 30
+	mc, err := mirakl.New(mirakl.Options{BaseURL: os.Getenv("MIRAKL_URL"), APIKey: os.Getenv("MIRAKL_API_KEY"), ShopID: shop, Retry: &retry})
 	if err != nil {
 		return err
 	}
