@@ -61,6 +61,7 @@ type orderSub struct {
 	name   string // cursor name
 	states map[string]bool
 	ch     chan delivery
+	cfg    feedConfig // what this input asked for; the feed honours the most demanding
 
 	mu     sync.Mutex
 	cursor time.Time // newest last_updated_date fully acknowledged
@@ -178,7 +179,8 @@ func (f *orderFeed) run(ctx context.Context) {
 		} else if err == nil {
 			f.readyOnce.Do(func() { close(f.ready) })
 		}
-		if f.cfg.safetyNetEvery > 0 && time.Since(lastSafetyNet) >= f.cfg.safetyNetEvery {
+		cfg := f.effective()
+		if cfg.safetyNetEvery > 0 && time.Since(lastSafetyNet) >= cfg.safetyNetEvery {
 			if states := f.waitingStates(); len(states) > 0 {
 				if err := f.poll(ctx, ListOrdersParams{OrderStateCodes: states}); err != nil && ctx.Err() == nil {
 					f.log.Errorf("Safety-net poll of orders in %v failed: %v", states, err)
@@ -186,7 +188,7 @@ func (f *orderFeed) run(ctx context.Context) {
 			}
 			lastSafetyNet = time.Now()
 		}
-		t := time.NewTimer(f.cfg.interval)
+		t := time.NewTimer(cfg.interval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -196,6 +198,29 @@ func (f *orderFeed) run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// effective merges what the subscribed inputs asked for: the shortest poll
+// interval, the widest overlap, the shortest safety net of the inputs that
+// want WAITING_ACCEPTANCE, and the acceptance delay one of them knows.
+// The tax mode is the first input's (all must agree for the money checks).
+func (f *orderFeed) effective() feedConfig {
+	out := f.cfg
+	first := true
+	for _, s := range f.snapshot() {
+		c := s.cfg
+		if first {
+			out.interval, out.overlap, out.safetyNetEvery, out.acceptDelay = c.interval, c.overlap, 0, c.acceptDelay
+			first = false
+		}
+		out.interval = min(out.interval, c.interval)
+		out.overlap = max(out.overlap, c.overlap)
+		if s.states[StateWaitingAcceptance] && c.safetyNetEvery > 0 && (out.safetyNetEvery == 0 || c.safetyNetEvery < out.safetyNetEvery) {
+			out.safetyNetEvery = c.safetyNetEvery
+		}
+		out.acceptDelay = max(out.acceptDelay, c.acceptDelay)
+	}
+	return out
 }
 
 // waitingStates are the WAITING_* states some subscriber wants: orders in
@@ -235,7 +260,7 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 				from = c
 			}
 		}
-		p.StartUpdateDate = from.Add(-f.cfg.overlap)
+		p.StartUpdateDate = from.Add(-f.effective().overlap)
 	}
 	p.OrderTaxMode = f.cfg.taxMode
 	tracks := make(map[*orderSub]*pollTrack, len(subs))
@@ -310,8 +335,8 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 // record writes the order into the ledger and returns its previous state.
 func (f *orderFeed) record(ctx context.Context, o Order) (string, error) {
 	lo := LedgerFromOrder(o, f.client.ShopID())
-	if f.cfg.acceptDelay > 0 && o.OrderState == StateWaitingAcceptance {
-		by := o.CreatedDate.Add(f.cfg.acceptDelay)
+	if d := f.effective().acceptDelay; d > 0 && o.OrderState == StateWaitingAcceptance {
+		by := o.CreatedDate.Add(d)
 		lo.AcceptBy = &by
 	}
 	prev, err := f.st.RecordMiraklOrder(ctx, lo)

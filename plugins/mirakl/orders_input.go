@@ -188,7 +188,7 @@ func (in *ordersInput) Connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sub := &orderSub{name: "mirakl_orders/" + in.cursor, states: in.states, ch: make(chan delivery, max(in.buffer, 1))}
+	sub := &orderSub{name: "mirakl_orders/" + in.cursor, states: in.states, ch: make(chan delivery, max(in.buffer, 1)), cfg: in.cfg}
 	v, ok, err := st.Cursor(ctx, sub.name)
 	if err != nil {
 		_ = st.Close()
