@@ -194,7 +194,7 @@ func addrFree(addr string) bool {
 // counts is what the demo reports.
 type counts struct {
 	orders, waiting, accepted, refused, autoRefused, oversold int
-	shipping, imported, despatched, cancelled                 int
+	shipping, imported, despatched, cancelled, shipped        int
 	exceptions                                                map[string]int
 }
 
@@ -216,6 +216,9 @@ func measure(ctx context.Context, sb *harness.Sandboxes, dsn string) counts {
 		}
 		if state == "CANCELED" {
 			c.cancelled += n
+		}
+		if state == "SHIPPED" {
+			c.shipped += n
 		}
 	}
 	c.refused -= mt.AutoRefused
@@ -248,8 +251,8 @@ func (c counts) exceptionText() string {
 
 func progressLine(ctx context.Context, sb *harness.Sandboxes, dsn string, elapsed time.Duration) string {
 	c := measure(ctx, sb, dsn)
-	return fmt.Sprintf("[%5s] orders %d · awaiting acceptance %d · accepted %d · imported into Peoplevox %d · despatched %d · exceptions %s · oversold %d · auto-refused %d",
-		elapsed.Round(time.Second), c.orders, c.waiting, c.accepted, c.imported, c.despatched, c.exceptionText(), c.oversold, c.autoRefused)
+	return fmt.Sprintf("[%5s] orders %d · awaiting acceptance %d · accepted %d · imported into Peoplevox %d · despatched %d · shipped in Mirakl %d · exceptions %s · oversold %d · auto-refused %d",
+		elapsed.Round(time.Second), c.orders, c.waiting, c.accepted, c.imported, c.despatched, c.shipped, c.exceptionText(), c.oversold, c.autoRefused)
 }
 
 func summary(sb *harness.Sandboxes, dsn string, elapsed time.Duration) error {
@@ -262,6 +265,7 @@ func summary(sb *harness.Sandboxes, dsn string, elapsed time.Duration) error {
 		{"still awaiting acceptance", fmt.Sprint(c.waiting)},
 		{"imported as Peoplevox Sales Orders", fmt.Sprint(c.imported)},
 		{"despatched by the warehouse", fmt.Sprint(c.despatched)},
+		{"shipped in Mirakl with tracking", fmt.Sprint(c.shipped)},
 		{"open exceptions", c.exceptionText()},
 		{"oversold units", fmt.Sprint(c.oversold)},
 		{"orders auto-refused by Mirakl", fmt.Sprint(c.autoRefused)},
