@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -26,6 +27,9 @@ const (
 	soFieldWindow    = "window"
 	soFieldLag       = "lag"
 	soFieldTrust     = "trust_peoplevox_on_first_sight"
+	soFieldGather    = "gather"
+	soFieldQuiet     = "quiet"
+	soFieldMax       = "max"
 )
 
 func stockOutputSpec() *service.ConfigSpec {
@@ -78,6 +82,10 @@ and the push repairs it.`).
 				service.NewDurationField(soFieldWindow).Default("10m").Description("How far back sales are counted to measure how fast a SKU sells; 0 disables the guard."),
 				service.NewDurationField(soFieldLag).Default("3m").Description("How long a pushed quantity takes to be live in Mirakl after it is computed: the OR11 poll interval + the STO01 window + Mirakl's import processing."),
 			).Description("Flash-sale guard: holds back what a fast-selling SKU is expected to sell before the push is live (see `FlashMargin`)."),
+			service.NewObjectField(soFieldGather,
+				service.NewDurationField(soFieldQuiet).Default("500ms").Description("A burst is over when no change arrived for this long."),
+				service.NewDurationField(soFieldMax).Default("20s").Description("The longest a push waits for a burst to end; 0 pushes at once."),
+			).Advanced().Description("When the STO01 window opens during a burst of changes, wait for the burst to go quiet so it goes out in one file."),
 			service.NewBoolField(soFieldTrust).Default(false).
 				Description("Push the computed quantity of a SKU seen for the first time even when it is above what Mirakl shows. Off by default: a first sight may miss orders the ledger has not seen yet. Turn it on to stock a new catalogue (Mirakl at 0)."),
 		)
@@ -113,6 +121,10 @@ type stockOutput struct {
 	// store shares it, so one file goes out per window, not one per flow.
 	runner *stockOutput
 	key    string
+	// lastChange is when a stock change was last recorded (unix nanos): a
+	// push waits for a burst to go quiet, up to gatherMax.
+	lastChange             atomic.Int64
+	gatherQuiet, gatherMax time.Duration
 
 	pushedSKUs *service.MetricCounter
 	imports    *service.MetricCounter
@@ -160,6 +172,12 @@ func newStockOutputFromParsed(conf *service.ParsedConfig, mgr *service.Resources
 		return nil, err
 	}
 	if o.trustFirst, err = conf.FieldBool(soFieldTrust); err != nil {
+		return nil, err
+	}
+	if o.gatherQuiet, err = conf.FieldDuration(soFieldGather, soFieldQuiet); err != nil {
+		return nil, err
+	}
+	if o.gatherMax, err = conf.FieldDuration(soFieldGather, soFieldMax); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -244,6 +262,7 @@ func (o *stockOutput) WriteBatch(ctx context.Context, batch service.MessageBatch
 		if err := o.st.RecordStockChanges(ctx, changes); err != nil {
 			return err
 		}
+		o.runner.lastChange.Store(time.Now().UnixNano())
 		o.runner.poke()
 	}
 	if bErr != nil {
@@ -312,6 +331,7 @@ func (o *stockOutput) flushLoop(ctx context.Context) {
 			case <-time.After(d):
 			}
 		}
+		o.gather(ctx)
 		if err := o.flush(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
@@ -326,6 +346,29 @@ func (o *stockOutput) flushLoop(ctx context.Context) {
 			continue
 		}
 		backoff = time.Second
+	}
+}
+
+// gather waits, once the STO01 window is open, while changes keep arriving
+// (a burst: a stock take, a delivery booked in, a busy callback queue), so
+// the burst goes out in this window's file instead of its first few SKUs
+// now and the rest a whole window later. It waits until no change arrived
+// for gatherQuiet, and never longer than gatherMax.
+func (o *stockOutput) gather(ctx context.Context) {
+	if o.gatherMax <= 0 {
+		return
+	}
+	deadline := time.Now().Add(o.gatherMax)
+	for time.Now().Before(deadline) {
+		quietFor := time.Since(time.Unix(0, o.lastChange.Load()))
+		if quietFor >= o.gatherQuiet {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(min(o.gatherQuiet-quietFor, time.Until(deadline))):
+		}
 	}
 }
 
