@@ -950,21 +950,10 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	label = string(et)
-	params := map[string]string{}
-	for _, vals := range []url.Values{form, query} {
-		for k, vs := range vals {
-			if k == evTokenParam || len(vs) == 0 {
-				continue
-			}
-			if _, dup := params[k]; dup {
-				continue
-			}
-			if !utf8.ValidString(k) || !utf8.ValidString(vs[0]) {
-				reply(http.StatusBadRequest, "bad_request", fmt.Sprintf("bad request: parameter %q is not valid UTF-8", strings.ToValidUTF8(k, "?")))
-				return
-			}
-			params[k] = vs[0]
-		}
+	params, err := callbackParams(query, form)
+	if err != nil {
+		reply(http.StatusBadRequest, "bad_request", "bad request: "+err.Error())
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), evRecordTimeout)
 	defer cancel()
@@ -976,6 +965,28 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	in.signal()
 	reply(http.StatusOK, "stored", "OK")
+}
+
+// callbackParams merges a callback's parameters: the form body first, then
+// the query string (the first value of a name wins), without the token.
+// A name or value that is not valid UTF-8 is an error naming the parameter.
+func callbackParams(query, form url.Values) (map[string]string, error) {
+	params := map[string]string{}
+	for _, vals := range []url.Values{form, query} {
+		for k, vs := range vals {
+			if k == evTokenParam || len(vs) == 0 {
+				continue
+			}
+			if _, dup := params[k]; dup {
+				continue
+			}
+			if !utf8.ValidString(k) || !utf8.ValidString(vs[0]) {
+				return nil, fmt.Errorf("parameter %q is not valid UTF-8", strings.ToValidUTF8(k, "?"))
+			}
+			params[k] = vs[0]
+		}
+	}
+	return params, nil
 }
 
 // unauthorized logs a rejected callback (never the token), at most once per

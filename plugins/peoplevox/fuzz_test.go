@@ -2,8 +2,10 @@ package peoplevox
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // maxFuzzInput bounds the input so memory stays proportional to it.
@@ -114,6 +116,53 @@ func FuzzDecodeResponse(f *testing.F) {
 			}
 			if !errors.As(err, &sf) && !known {
 				t.Fatalf("unclassified error %v", err)
+			}
+		}
+	})
+}
+
+// FuzzCallbackParams: whatever query string and form body a caller sends,
+// the callback handler's parameter parser never panics, never keeps the
+// token, and keeps only valid UTF-8 taken from the request.
+func FuzzCallbackParams(f *testing.F) {
+	for _, s := range [][2]string{
+		{"t=secret&ItemCode=A&Available=3", ""},
+		{"t=secret", "ItemCode=SOCK%20%26%20CO&Available=-3"},
+		{"ItemCode=%ff%fe", ""},
+		{"", "ItemCode=A&ItemCode=B&t=x"},
+		{"a=1;b=2", "%zz"},
+		{"ItemCode=x%00y&=&&=v", "k="},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, rawQuery, body string) {
+		query, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			return // answered 400 before parameters are read
+		}
+		form, err := url.ParseQuery(body)
+		if err != nil {
+			return
+		}
+		params, err := callbackParams(query, form)
+		if err != nil {
+			if !strings.Contains(err.Error(), "not valid UTF-8") {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if _, ok := params[evTokenParam]; ok {
+			t.Fatal("the token was kept as a parameter")
+		}
+		for k, v := range params {
+			if !utf8.ValidString(k) || !utf8.ValidString(v) {
+				t.Fatalf("invalid UTF-8 kept: %q=%q", k, v)
+			}
+			if v != form.Get(k) && v != query.Get(k) {
+				t.Fatalf("%q=%q is in neither the query nor the form", k, v)
+			}
+			if fv, ok := form[k]; ok && len(fv) > 0 && v != fv[0] {
+				t.Fatalf("%q: the form's value must win, got %q want %q", k, v, fv[0])
 			}
 		}
 	})
