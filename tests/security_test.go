@@ -120,7 +120,7 @@ func TestSecretsNeverInDebugLogs(t *testing.T) {
 	// One callback with the token, one with a wrong one.
 	tok := url.QueryEscape(leakSecrets["MPVX_CALLBACK_TOKEN"])
 	for _, q := range []string{"t=" + tok, "t=wrong-" + tok} {
-		resp, err := http.Get("http://" + stockAddr + "/peoplevox/events/AvailabilityChanges?ItemCode=NOPE&Available=1&" + q)
+		resp, err := http.Get("http://" + stockAddr + "/peoplevox/stock/AvailabilityChanges?ItemCode=NOPE&Available=1&" + q)
 		if err != nil {
 			t.Fatal(err)
 		}
