@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mpvx/mpvx/internal/harness"
+	msandbox "github.com/mpvx/mpvx/plugins/mirakl/sandbox"
 	psandbox "github.com/mpvx/mpvx/plugins/peoplevox/sandbox"
 	"github.com/mpvx/mpvx/plugins/store"
 )
@@ -125,5 +126,37 @@ func TestHostileStockCallbacks(t *testing.T) {
 	})
 	if n := importsWith(sb, sku); n != 1 {
 		t.Errorf("%s was pushed in %d STO01 files, want 1 (replays must not push again)", sku, n)
+	}
+}
+
+// A shipping address that is a spreadsheet formula reaches Peoplevox
+// neutralised (a leading '), as stored by the Peoplevox sandbox: opened in
+// Excel from a Peoplevox export it is text, not a link.
+func TestAddressFormulaReachesPeoplevoxNeutralised(t *testing.T) {
+	cat := harness.DefaultCatalogue(3, 9)
+	sb, err := harness.Start(harness.Options{Speed: 60, Seed: 9, Catalogue: cat,
+		Peoplevox: func(c *psandbox.Config) { c.PickDelay = 72 * time.Hour }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Close)
+	const street = `=HYPERLINK("http://evil.example/x","Click")`
+	orderID, err := sb.Mirakl.CreateOrder(msandbox.OrderSpec{Lines: []msandbox.LineSpec{{SKU: cat[0].SKU, Quantity: 1}}, Street1: street})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startConnector(t, sb, filepath.Join(t.TempDir(), "csv.db"), nil, orderFlows...)
+	var got string
+	eventually(t, 25*time.Second, c, func() string {
+		for _, so := range sb.Peoplevox.SalesOrders() {
+			if so.SalesOrderNumber == orderID {
+				got = so.Fields["ShippingAddressLine1"]
+				return ""
+			}
+		}
+		return orderID + " not in Peoplevox yet"
+	})
+	if got != "'"+street {
+		t.Fatalf("Peoplevox stored ShippingAddressLine1 %q, want %q (neutralised)", got, "'"+street)
 	}
 }

@@ -21,6 +21,9 @@ type OrderSpec struct {
 	Lines        []LineSpec `json:"lines"`
 	ShippingType string     `json:"shipping_type,omitempty"` // STD | EXP
 	Channel      string     `json:"channel,omitempty"`
+	// Street1, when set, replaces the drawn customer's shipping street
+	// (hostile-input tests: formulas, markup).
+	Street1 string `json:"street_1,omitempty"`
 }
 
 // shippingTypes are the shipping methods of the marketplace.
@@ -90,6 +93,9 @@ func (s *Server) createOrderLocked(spec OrderSpec, now time.Time, rng *rand.Rand
 		LeadTime: st.leadTime, ShippingDeadline: now.Add(time.Duration(st.leadTime) * 24 * time.Hour),
 		Channel: spec.Channel, PaymentWorkflow: "PAY_ON_ACCEPTANCE",
 		Customer: randomCustomer(rng, s.orderSeq), seq: s.orderSeq,
+	}
+	if spec.Street1 != "" {
+		o.Customer.Shipping.Street1 = spec.Street1
 	}
 	for i, ls := range spec.Lines {
 		of := s.offers[ls.SKU]
