@@ -233,7 +233,11 @@ func (d *Dashboard) Handler() http.Handler {
 	return dashHeaders(mux)
 }
 
-// dashHeaders sets the security headers of every answer.
+// dashMaxBody bounds a request body (a form post) to the dashboard.
+const dashMaxBody = 64 << 10
+
+// dashHeaders sets the security headers of every answer and bounds request
+// bodies.
 func dashHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -243,6 +247,10 @@ func dashHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Cache-Control", "no-store")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if r.Body != nil {
+			// the dashboard's forms are a few hundred bytes
+			r.Body = http.MaxBytesReader(w, r.Body, dashMaxBody)
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -358,3 +358,25 @@ func TestCSVExportNeutralisesFormulas(t *testing.T) {
 		t.Fatalf("CSV export for a viewer: %d %s", code, body)
 	}
 }
+
+// A 10 MB form post is refused after reading at most 64 KiB, before any
+// token is checked.
+func TestOversizeFormRefused(t *testing.T) {
+	srv, _ := testDashboard(t)
+	body := "name=x&token=" + strings.Repeat("A", 10<<20)
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", srv.URL)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "too large") {
+		t.Fatalf("10 MB login form: %d %q, want 400 naming the size", resp.StatusCode, b)
+	}
+}
