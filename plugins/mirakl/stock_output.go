@@ -353,12 +353,19 @@ func (o *stockOutput) flushLoop(ctx context.Context) {
 // (a burst: a stock take, a delivery booked in, a busy callback queue), so
 // the burst goes out in this window's file instead of its first few SKUs
 // now and the rest a whole window later. It waits until no change arrived
-// for gatherQuiet, and never longer than gatherMax.
+// for gatherQuiet, and never longer than gatherMax or a quarter of the
+// STO01 window.
 func (o *stockOutput) gather(ctx context.Context) {
-	if o.gatherMax <= 0 {
+	limit := o.gatherMax
+	// Never gather for more than a quarter of the STO01 window: a steady
+	// stream of changes never goes quiet, and must still go out each window.
+	if every := o.client.Governor().Budget(OpSTO01).Every; every > 0 {
+		limit = min(limit, every/4)
+	}
+	if limit <= 0 {
 		return
 	}
-	deadline := time.Now().Add(o.gatherMax)
+	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		quietFor := time.Since(time.Unix(0, o.lastChange.Load()))
 		if quietFor >= o.gatherQuiet {
