@@ -100,7 +100,12 @@ func importedState(sb *harness.Sandboxes, st *store.Store, skipOrders map[string
 					imports++
 				}
 			}
-			if imports != 1 {
+			switch {
+			case imports == 0:
+				// Peoplevox has it; the ledger records it right after the
+				// last SaveData of its batch.
+				missing = append(missing, num+" not yet recorded as imported")
+			case imports > 1:
 				violations = append(violations, fmt.Sprintf("order %s recorded as imported %d times in the ledger", num, imports))
 			}
 		}
