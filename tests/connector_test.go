@@ -19,22 +19,7 @@ import (
 var mpvxBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mpvx-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	mpvxBin = filepath.Join(dir, "mpvx")
-	build := exec.Command("go", "build", "-o", mpvxBin, "./cmd/mpvx")
-	build.Dir = ".."
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building mpvx for the end-to-end tests:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(harness.RunWithBinary(m.Run, "..", &mpvxBin))
 }
 
 // connector is one `mpvx streams` process running the real pipelines.

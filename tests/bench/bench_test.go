@@ -4,32 +4,18 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mpvx/mpvx/internal/harness"
 )
 
 // mpvxBin is the real binary, built once.
 var mpvxBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mpvx-bench-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	mpvxBin = filepath.Join(dir, "mpvx")
-	build := exec.Command("go", "build", "-o", mpvxBin, "./cmd/mpvx")
-	build.Dir = "../.."
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building mpvx for the bench:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(harness.RunWithBinary(m.Run, "../..", &mpvxBin))
 }
 
 func selected[T any](all []T, name func(T) string, env string) []T {
