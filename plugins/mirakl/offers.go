@@ -3,7 +3,6 @@ package mirakl
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -158,20 +157,12 @@ func (c *Client) DownloadOfferExport(ctx context.Context, chunkURL string) ([]Ex
 }
 
 func parseOfferExportCSV(body []byte) ([]ExportedOffer, error) {
-	r := csv.NewReader(bytes.NewReader(body))
-	r.Comma = ';'
-	r.FieldsPerRecord = -1
-	r.LazyQuotes = true
-	header, err := r.Read()
-	if errors.Is(err, io.EOF) {
-		return nil, nil
-	}
+	r, col, err := openCSV(body)
 	if err != nil {
 		return nil, fmt.Errorf("OF54 CSV header: %w", err)
 	}
-	col := map[string]int{}
-	for i, h := range header {
-		col[strings.ToLower(strings.TrimSpace(h))] = i
+	if r == nil {
+		return nil, nil
 	}
 	get := func(rec []string, names ...string) string {
 		for _, n := range names {

@@ -3,7 +3,6 @@ package mirakl
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -161,20 +160,12 @@ func (c *Client) StockImportErrors(ctx context.Context, importID string) ([]Stoc
 
 // ParseStockErrorReport parses a STO03 CSV (`;`-separated, quoted fields).
 func ParseStockErrorReport(data []byte) ([]StockImportError, error) {
-	r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))))
-	r.Comma = ';'
-	r.FieldsPerRecord = -1
-	r.LazyQuotes = true
-	header, err := r.Read()
-	if errors.Is(err, io.EOF) {
-		return nil, nil
-	}
+	r, col, err := openCSV(data)
 	if err != nil {
 		return nil, fmt.Errorf("error report header is not CSV: %w", err)
 	}
-	col := map[string]int{}
-	for i, h := range header {
-		col[strings.ToLower(strings.TrimSpace(h))] = i
+	if r == nil {
+		return nil, nil
 	}
 	field := func(rec []string, name string, fallback int) string {
 		i, ok := col[name]
