@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,7 +46,13 @@ func startChromium(t *testing.T) *cdp {
 		}
 		t.Skip(msg)
 	}
-	profile := t.TempDir()
+	// Not t.TempDir: Chromium's helper processes may still write to the
+	// profile for a moment after it is killed, and a failed removal would
+	// fail the test. It is removed after the whole process group is gone.
+	profile, err := os.MkdirTemp("", "mpvx-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(chromiumPath, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 		"--user-data-dir="+profile, "--remote-debugging-port=0", "--window-size=1280,900", "about:blank")
@@ -55,14 +62,16 @@ func startChromium(t *testing.T) *cdp {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", chromiumPath, err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); _ = logFile.Close(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // Chromium and its helpers
 		<-done
+		_ = os.RemoveAll(profile)
 	})
 	// Chromium writes the port it chose to DevToolsActivePort.
 	var port string
