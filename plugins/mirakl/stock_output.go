@@ -501,6 +501,11 @@ func (o *stockOutput) flush(ctx context.Context) error {
 // computation, and units it held back itself (the flash margin). A SKU seen
 // for the first time is capped at Mirakl's figure unless trustFirst.
 func capRaise(q, m, avail, margin int, r store.StockRow, trustFirst bool) (int, int) {
+	// The full sync re-anchors a SKU that is not selling: Peoplevox is the
+	// master, and any entitlement lost to a missed event is restored.
+	if r.FullSync && margin == 0 && r.AnchorAvailable != nil {
+		return q, 0
+	}
 	if r.AnchorAvailable == nil {
 		if trustFirst {
 			return q, 0
