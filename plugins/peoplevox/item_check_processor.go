@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/bloblang"
@@ -32,7 +31,10 @@ Before an order is sent to the warehouse, every line's SKU must exist in Peoplev
 Peoplevox side guarantees an unknown item code is refused rather than creating a line that can never
 be picked. This processor evaluates `+"`skus`"+` on each message, looks the codes up in Peoplevox
 (GetData on the `+"`Item types`"+` template, `+"`ItemCode.Equals(\"…\") OR …`"+` in chunks of 100, one call
-per batch for every code not already known) and keeps known codes for `+"`cache_ttl`"+`.
+per batch for every code not already known) and keeps known codes for `+"`cache_ttl`"+`. The known codes
+are shared by every item check of the process that reads the same tenant and template (both order
+flows, every pipeline thread), and a code already being looked up is waited for, not asked twice:
+a Monday backlog of 10,000 orders over 200 SKUs costs about as many lookups as there are SKUs.
 
 A message with unknown SKUs is flagged with an error that names them and what to do, and gets the
 metadata `+"`exception_type: unknown_sku`"+`, `+"`exception_sku`"+` (the unknown codes, comma-separated) and
@@ -74,12 +76,11 @@ type itemCheck struct {
 	pass     bool
 	log      *service.Logger
 
-	mu    sync.Mutex
-	known map[string]time.Time // code → known until
+	codes *itemCodes // shared by every item check of this tenant
 }
 
 func newItemCheckFromParsed(conf *service.ParsedConfig, mgr *service.Resources) (*itemCheck, error) {
-	p := &itemCheck{log: mgr.Logger(), known: map[string]time.Time{}}
+	p := &itemCheck{log: mgr.Logger()}
 	var err error
 	if p.client, err = clientFromParsed(conf, mgr); err != nil {
 		return nil, err
@@ -109,6 +110,7 @@ func newItemCheckFromParsed(conf *service.ParsedConfig, mgr *service.Resources) 
 		return nil, err
 	}
 	p.pass = unavail == "pass"
+	p.codes = sharedItemCodes(p.client, p.template, p.field)
 	return p, nil
 }
 
@@ -154,7 +156,7 @@ func (p *itemCheck) ProcessBatch(ctx context.Context, batch service.MessageBatch
 			lctx, cancel = context.WithTimeout(ctx, p.maxWait)
 			defer cancel()
 		}
-		if err := p.lookup(lctx, missing, now); err != nil {
+		if err := p.codes.resolve(lctx, missing, now); err != nil {
 			for i, skus := range perMsg {
 				if len(skus) == 0 || batch[i].GetError() != nil {
 					continue
@@ -211,37 +213,7 @@ func dedupe(sorted []string) []string {
 }
 
 func (p *itemCheck) isKnown(code string, now time.Time) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	until, ok := p.known[code]
-	return ok && now.Before(until)
-}
-
-// lookup asks Peoplevox which of the codes exist and remembers those.
-func (p *itemCheck) lookup(ctx context.Context, codes map[string]bool, now time.Time) error {
-	list := make([]string, 0, len(codes))
-	for c := range codes {
-		list = append(list, c)
-	}
-	sort.Strings(list)
-	clauses, err := InChunks(Field(p.field), list, 100)
-	if err != nil {
-		return err
-	}
-	for _, clause := range clauses {
-		table, err := p.client.AllData(ctx, GetDataRequest{Template: p.template, SearchClause: clause, ItemsPerPage: 200})
-		if err != nil {
-			return err
-		}
-		p.mu.Lock()
-		for i := 0; i < table.Len(); i++ {
-			if code, ok := table.Lookup(i, p.field); ok && code != "" {
-				p.known[code] = now.Add(p.ttl)
-			}
-		}
-		p.mu.Unlock()
-	}
-	return nil
+	return p.codes.known(code, now, p.ttl)
 }
 
 func (p *itemCheck) Close(ctx context.Context) error { return nil }
