@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -72,8 +74,8 @@ safe because the order input emits one message per transaction.`).
 			service.NewDurationField(soFieldTransientWait).Default("10m").Advanced().
 				Description("How long transient Peoplevox failures are retried before the orders become exceptions."),
 			service.NewBatchPolicyField(soFieldBatching),
-			service.NewOutputMaxInFlightField().Default(1).
-				Description("Batches written at once. Keep 1: two batches carrying the same order (a poll overlap) must not write it concurrently; throughput comes from batching."),
+			service.NewOutputMaxInFlightField().Default(2).
+				Description("Batches written at once. Two batches carrying the same order (a poll overlap, a replay) never write it concurrently: the second waits for the first and then finds the order imported. Every batch's calls share the tenant's bound on concurrent Peoplevox calls (`max_in_flight` of the connection)."),
 		)
 }
 
@@ -104,10 +106,12 @@ type salesOrdersOutput struct {
 	imported       *service.MetricCounter
 	cancelled      *service.MetricCounter
 	latency        *service.MetricTimer
+
+	writing orderLocks // orders a batch is writing now
 }
 
 func newSalesOrdersOutputFromParsed(conf *service.ParsedConfig, mgr *service.Resources) (*salesOrdersOutput, error) {
-	o := &salesOrdersOutput{log: mgr.Logger(), rename: map[string]string{},
+	o := &salesOrdersOutput{log: mgr.Logger(), rename: map[string]string{}, writing: orderLocks{busy: map[string]chan struct{}{}},
 		imported:  mgr.Metrics().NewCounter("mpvx_orders_imported"),
 		cancelled: mgr.Metrics().NewCounter("mpvx_orders_cancelled_in_peoplevox"),
 		latency:   mgr.Metrics().NewTimer("mpvx_import_latency_ns")}
@@ -210,6 +214,14 @@ func (o *salesOrdersOutput) WriteBatch(ctx context.Context, batch service.Messag
 			imports = append(imports, doc)
 		}
 	}
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	if err := o.writing.lock(ctx, ids); err != nil {
+		return err
+	}
+	defer o.writing.unlock(ids)
 	if len(imports) > 0 {
 		if err := o.withTransientRetry(ctx, func(attempt int) error {
 			return o.importOrders(ctx, imports, failures, attempt > 1)
@@ -252,6 +264,48 @@ func (o *salesOrdersOutput) WriteBatch(ctx context.Context, batch service.Messag
 		bErr.Failed(i, f.err)
 	}
 	return bErr
+}
+
+// orderLocks keeps two batches from writing one order at the same time.
+type orderLocks struct {
+	mu   sync.Mutex
+	busy map[string]chan struct{} // order → closed when its writer is done
+}
+
+// lock takes every id, in sorted order so two batches never wait on each
+// other crosswise.
+func (l *orderLocks) lock(ctx context.Context, ids []string) error {
+	slices.Sort(ids)
+	for i, id := range ids {
+		for {
+			l.mu.Lock()
+			ch, taken := l.busy[id]
+			if !taken {
+				l.busy[id] = make(chan struct{})
+				l.mu.Unlock()
+				break
+			}
+			l.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				l.unlock(ids[:i])
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+func (l *orderLocks) unlock(ids []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		if ch, ok := l.busy[id]; ok {
+			close(ch)
+			delete(l.busy, id)
+		}
+	}
 }
 
 func orderIDOf(msg *service.Message) string {

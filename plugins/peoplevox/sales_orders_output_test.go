@@ -1,0 +1,96 @@
+package peoplevox
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/mpvx/mpvx/plugins/peoplevox/sandbox"
+	"github.com/mpvx/mpvx/plugins/store"
+)
+
+func salesOrderMsg(id string) *service.Message {
+	m := service.NewMessage(fmt.Appendf(nil, `{"order_id":%[1]q,
+	 "sales_order":{"SalesOrderNumber":%[1]q,"Customer":"Ann O'Neill","ShippingAddressLine1":"1 High St","TotalSale":"24.95"},
+	 "lines":[{"ItemCode":"JM-TOP-12","QuantityOrdered":1,"Line":"%[1]s-1","Sequence":1,"SalePrice":"24.95"}]}`, id))
+	m.MetaSetMut("mirakl_order_id", id)
+	return m
+}
+
+// TestSalesOrdersConcurrentBatchesWriteEachOrderOnce: batches are written
+// several at a time (max_in_flight), and two batches carrying the same orders
+// (a poll overlap) never write one of them twice: each header and each line
+// reaches Peoplevox exactly once.
+func TestSalesOrdersConcurrentBatchesWriteEachOrderOnce(t *testing.T) {
+	env := newEvSandbox(t)
+	env.sb.SeedItems(sandbox.ItemSeed{ItemCode: "JM-TOP-12", Name: "Top", Barcode: "1", OnHand: 500})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dsn := t.TempDir() + "/so.db"
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const n = 40
+	for i := range n {
+		id := fmt.Sprintf("JM-%04d-A", i)
+		if _, err := st.RecordMiraklOrder(ctx, store.LedgerOrder{OrderID: id, MiraklState: "SHIPPING", CreatedAt: time.Now(), MiraklUpdatedAt: time.Now(),
+			Lines: []store.LedgerLine{{OrderLineID: id + "-1", OfferSKU: "JM-TOP-12", Quantity: 1, State: "SHIPPING"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf, err := salesOrdersOutputSpec().ParseYAML(fmt.Sprintf("base_url: %s\nclient_id: sandbox\nusername: sandbox\npassword: sandbox\nstore: %s\n", env.url, dsn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := newSalesOrdersOutputFromParsed(conf, service.MockResources())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close(ctx)
+
+	// Four batches at once: 0–29, 10–39, 0–19 and 20–39 (every order in two).
+	spans := [][2]int{{0, 30}, {10, n}, {0, 20}, {20, n}}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(spans))
+	for _, sp := range spans {
+		var batch service.MessageBatch
+		for i := sp[0]; i < sp[1]; i++ {
+			batch = append(batch, salesOrderMsg(fmt.Sprintf("JM-%04d-A", i)))
+		}
+		wg.Go(func() { errs <- out.WriteBatch(ctx, batch) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a batch failed: %v", err)
+		}
+	}
+	orders := env.sb.Truth().SalesOrders
+	if len(orders) != n {
+		t.Fatalf("%d Sales Orders in Peoplevox, want %d", len(orders), n)
+	}
+	for _, so := range orders {
+		if so.HeaderWrites != 1 || len(so.Lines) != 1 {
+			t.Errorf("Sales Order %s: header written %d times, %d lines; want once and 1 line", so.SalesOrderNumber, so.HeaderWrites, len(so.Lines))
+		}
+	}
+	imported, err := st.OrdersByID(ctx, []string{"JM-0000-A", "JM-0039-A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, o := range imported {
+		if o.SalesOrderNumber != id {
+			t.Errorf("ledger: order %s imported as %q", id, o.SalesOrderNumber)
+		}
+	}
+}
