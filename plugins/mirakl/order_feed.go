@@ -284,11 +284,12 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 		}
 	}()
 	drifted, err := f.client.EachOrderPage(ctx, p, func(page *OrderPage) error {
-		for _, o := range page.Orders {
-			prev, err := f.record(ctx, o)
-			if err != nil {
-				return err
-			}
+		previous, err := f.record(ctx, page.Orders)
+		if err != nil {
+			return err
+		}
+		for i, o := range page.Orders {
+			prev := previous[i]
 			for s, t := range tracks {
 				s.mu.Lock()
 				if o.LastUpdatedDate.After(t.maxUpdated) {
@@ -332,16 +333,20 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 	return nil
 }
 
-// record writes the order into the ledger and returns its previous state.
-func (f *orderFeed) record(ctx context.Context, o Order) (string, error) {
-	lo := LedgerFromOrder(o, f.client.ShopID())
-	if d := f.effective().acceptDelay; d > 0 && o.OrderState == StateWaitingAcceptance {
-		by := o.CreatedDate.Add(d)
-		lo.AcceptBy = &by
+// record writes a page of orders into the ledger, in one transaction, and
+// returns the previous state of each.
+func (f *orderFeed) record(ctx context.Context, orders []Order) ([]string, error) {
+	los := make([]store.LedgerOrder, len(orders))
+	for i, o := range orders {
+		los[i] = LedgerFromOrder(o, f.client.ShopID())
+		if d := f.effective().acceptDelay; d > 0 && o.OrderState == StateWaitingAcceptance {
+			by := o.CreatedDate.Add(d)
+			los[i].AcceptBy = &by
+		}
 	}
-	prev, err := f.st.RecordMiraklOrder(ctx, lo)
+	prev, err := f.st.RecordMiraklOrders(ctx, los)
 	if err != nil {
-		return "", fmt.Errorf("recording Mirakl order %s in the ledger: %w", o.OrderID, err)
+		return nil, fmt.Errorf("recording a page of %d Mirakl orders in the ledger: %w", len(orders), err)
 	}
 	return prev, nil
 }

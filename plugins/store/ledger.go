@@ -96,102 +96,135 @@ const actorStore = "mpvx"
 // stored last_updated_date, both set) is stale, e.g. read by a slower poller:
 // it only refreshes LastSeen, and previousState is the stored state.
 func (s *Store) RecordMiraklOrder(ctx context.Context, o LedgerOrder) (previousState string, err error) {
-	c, err := s.db()
+	prev, err := s.RecordMiraklOrders(ctx, []LedgerOrder{o})
 	if err != nil {
 		return "", err
 	}
-	if strings.TrimSpace(o.OrderID) == "" {
-		return "", errors.New("store: RecordMiraklOrder: the order has no OrderID: pass the Mirakl order_id")
+	return prev[0], nil
+}
+
+// RecordMiraklOrders is RecordMiraklOrder for a page of orders, in one
+// transaction: what a poll of OR11 writes for each page. It returns the
+// previous state of each order, in order.
+func (s *Store) RecordMiraklOrders(ctx context.Context, orders []LedgerOrder) ([]string, error) {
+	c, err := s.db()
+	if err != nil {
+		return nil, err
 	}
-	for i, l := range o.Lines {
-		if l.OrderLineID == "" {
-			return "", fmt.Errorf("store: RecordMiraklOrder: order %s line %d has no OrderLineID: pass the Mirakl order_line_id", o.OrderID, i)
+	for _, o := range orders {
+		if strings.TrimSpace(o.OrderID) == "" {
+			return nil, errors.New("store: RecordMiraklOrder: the order has no OrderID: pass the Mirakl order_id")
 		}
+		for i, l := range o.Lines {
+			if l.OrderLineID == "" {
+				return nil, fmt.Errorf("store: RecordMiraklOrder: order %s line %d has no OrderLineID: pass the Mirakl order_line_id", o.OrderID, i)
+			}
+		}
+	}
+	if len(orders) == 0 {
+		return nil, nil
+	}
+	what := "recording order " + orders[0].OrderID
+	if len(orders) > 1 {
+		what = fmt.Sprintf("recording %d orders from %s", len(orders), orders[0].OrderID)
 	}
 	now := c.nowUTC()
-	err = c.write(ctx, "recording order "+o.OrderID, func(tx *sql.Tx) error {
-		var prevState string
-		var prevUpdated sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT mirakl_state, mirakl_updated_at FROM orders WHERE order_id = ?`, o.OrderID).
-			Scan(&prevState, &prevUpdated)
-		exists := true
-		if errors.Is(err, sql.ErrNoRows) {
-			exists = false
-		} else if err != nil {
-			return c.fail("reading order "+o.OrderID, err)
-		}
-		if exists {
-			previousState = prevState
-			stored, perr := parseTS(prevUpdated)
-			if perr != nil {
-				return c.fail("reading order "+o.OrderID, perr)
-			}
-			if !stored.IsZero() && !o.MiraklUpdatedAt.IsZero() && o.MiraklUpdatedAt.Before(stored) {
-				_, err := tx.ExecContext(ctx, `UPDATE orders SET last_seen = ? WHERE order_id = ?`, ts(now), o.OrderID)
-				return c.fail("touching order "+o.OrderID, err)
-			}
-			_, err = tx.ExecContext(ctx, `UPDATE orders SET
-				commercial_id = ?, shop_id = ?, mirakl_state = ?, created_at = ?, mirakl_updated_at = ?,
-				accept_by = COALESCE(?, accept_by), ship_by = COALESCE(?, ship_by),
-				currency = ?, total_price = ?,
-				accepted_at = COALESCE(?, accepted_at),
-				sales_order_number = CASE WHEN ? = '' THEN sales_order_number ELSE ? END,
-				peoplevox_status = CASE WHEN ? = '' THEN peoplevox_status ELSE ? END,
-				imported_at = COALESCE(?, imported_at),
-				last_seen = ?
-				WHERE order_id = ?`,
-				o.CommercialID, o.ShopID, o.MiraklState, ts(o.CreatedAt), ts(o.MiraklUpdatedAt),
-				tsp(o.AcceptBy), tsp(o.ShipBy),
-				o.Currency, o.TotalPrice.String(),
-				tsp(o.AcceptedAt),
-				o.SalesOrderNumber, o.SalesOrderNumber,
-				o.PeoplevoxStatus, o.PeoplevoxStatus,
-				tsp(o.ImportedAt),
-				ts(now), o.OrderID)
+	prev := make([]string, len(orders))
+	err = c.write(ctx, what, func(tx *sql.Tx) error {
+		for i, o := range orders {
+			p, err := recordOrderTx(ctx, c, tx, o, now)
 			if err != nil {
-				return c.fail("updating order "+o.OrderID, err)
+				return err
 			}
-		} else {
-			_, err = tx.ExecContext(ctx, `INSERT INTO orders (order_id, commercial_id, shop_id, mirakl_state,
-				created_at, mirakl_updated_at, accept_by, ship_by, currency, total_price,
-				accepted_at, sales_order_number, peoplevox_status, imported_at, first_seen, last_seen)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				o.OrderID, o.CommercialID, o.ShopID, o.MiraklState,
-				ts(o.CreatedAt), ts(o.MiraklUpdatedAt), tsp(o.AcceptBy), tsp(o.ShipBy), o.Currency, o.TotalPrice.String(),
-				tsp(o.AcceptedAt), o.SalesOrderNumber, o.PeoplevoxStatus, tsp(o.ImportedAt), ts(now), ts(now))
-			if err != nil {
-				return c.fail("inserting order "+o.OrderID, err)
-			}
-		}
-		for _, l := range o.Lines {
-			_, err := tx.ExecContext(ctx, `INSERT INTO order_lines (order_id, order_line_id, line_index, offer_sku,
-				quantity, state, accepted, price, shipped_quantity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT (order_id, order_line_id) DO UPDATE SET
-					line_index = excluded.line_index, offer_sku = excluded.offer_sku, quantity = excluded.quantity,
-					state = excluded.state, price = excluded.price,
-					accepted = COALESCE(excluded.accepted, order_lines.accepted),
-					shipped_quantity = CASE WHEN excluded.shipped_quantity > order_lines.shipped_quantity
-						THEN excluded.shipped_quantity ELSE order_lines.shipped_quantity END`,
-				o.OrderID, l.OrderLineID, l.LineIndex, l.OfferSKU, l.Quantity, l.State, boolp(l.Accepted), l.Price.String(), l.ShippedQuantity)
-			if err != nil {
-				return c.fail(fmt.Sprintf("saving order %s line %s", o.OrderID, l.OrderLineID), err)
-			}
-		}
-		switch {
-		case !exists:
-			detail := "first seen in Mirakl"
-			if o.MiraklState != "" {
-				detail += " in state " + o.MiraklState
-			}
-			return addEvent(ctx, c, tx, OrderEvent{OrderID: o.OrderID, At: now, Kind: EventSeen, Detail: detail, Actor: "mirakl"})
-		case prevState != o.MiraklState:
-			return addEvent(ctx, c, tx, OrderEvent{OrderID: o.OrderID, At: now, Kind: EventState,
-				Detail: fmt.Sprintf("Mirakl state %s → %s", orNone(prevState), orNone(o.MiraklState)), Actor: "mirakl"})
+			prev[i] = p
 		}
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return nil, err
+	}
+	return prev, nil
+}
+
+// recordOrderTx writes one order of RecordMiraklOrders.
+func recordOrderTx(ctx context.Context, c *core, tx *sql.Tx, o LedgerOrder, now time.Time) (previousState string, err error) {
+	var prevState string
+	var prevUpdated sql.NullString
+	err = tx.QueryRowContext(ctx, `SELECT mirakl_state, mirakl_updated_at FROM orders WHERE order_id = ?`, o.OrderID).
+		Scan(&prevState, &prevUpdated)
+	exists := true
+	if errors.Is(err, sql.ErrNoRows) {
+		exists = false
+	} else if err != nil {
+		return previousState, c.fail("reading order "+o.OrderID, err)
+	}
+	if exists {
+		previousState = prevState
+		stored, perr := parseTS(prevUpdated)
+		if perr != nil {
+			return previousState, c.fail("reading order "+o.OrderID, perr)
+		}
+		if !stored.IsZero() && !o.MiraklUpdatedAt.IsZero() && o.MiraklUpdatedAt.Before(stored) {
+			_, err := tx.ExecContext(ctx, `UPDATE orders SET last_seen = ? WHERE order_id = ?`, ts(now), o.OrderID)
+			return previousState, c.fail("touching order "+o.OrderID, err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE orders SET
+			commercial_id = ?, shop_id = ?, mirakl_state = ?, created_at = ?, mirakl_updated_at = ?,
+			accept_by = COALESCE(?, accept_by), ship_by = COALESCE(?, ship_by),
+			currency = ?, total_price = ?,
+			accepted_at = COALESCE(?, accepted_at),
+			sales_order_number = CASE WHEN ? = '' THEN sales_order_number ELSE ? END,
+			peoplevox_status = CASE WHEN ? = '' THEN peoplevox_status ELSE ? END,
+			imported_at = COALESCE(?, imported_at),
+			last_seen = ?
+			WHERE order_id = ?`,
+			o.CommercialID, o.ShopID, o.MiraklState, ts(o.CreatedAt), ts(o.MiraklUpdatedAt),
+			tsp(o.AcceptBy), tsp(o.ShipBy),
+			o.Currency, o.TotalPrice.String(),
+			tsp(o.AcceptedAt),
+			o.SalesOrderNumber, o.SalesOrderNumber,
+			o.PeoplevoxStatus, o.PeoplevoxStatus,
+			tsp(o.ImportedAt),
+			ts(now), o.OrderID)
+		if err != nil {
+			return previousState, c.fail("updating order "+o.OrderID, err)
+		}
+	} else {
+		_, err = tx.ExecContext(ctx, `INSERT INTO orders (order_id, commercial_id, shop_id, mirakl_state,
+			created_at, mirakl_updated_at, accept_by, ship_by, currency, total_price,
+			accepted_at, sales_order_number, peoplevox_status, imported_at, first_seen, last_seen)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			o.OrderID, o.CommercialID, o.ShopID, o.MiraklState,
+			ts(o.CreatedAt), ts(o.MiraklUpdatedAt), tsp(o.AcceptBy), tsp(o.ShipBy), o.Currency, o.TotalPrice.String(),
+			tsp(o.AcceptedAt), o.SalesOrderNumber, o.PeoplevoxStatus, tsp(o.ImportedAt), ts(now), ts(now))
+		if err != nil {
+			return previousState, c.fail("inserting order "+o.OrderID, err)
+		}
+	}
+	for _, l := range o.Lines {
+		_, err := tx.ExecContext(ctx, `INSERT INTO order_lines (order_id, order_line_id, line_index, offer_sku,
+			quantity, state, accepted, price, shipped_quantity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (order_id, order_line_id) DO UPDATE SET
+				line_index = excluded.line_index, offer_sku = excluded.offer_sku, quantity = excluded.quantity,
+				state = excluded.state, price = excluded.price,
+				accepted = COALESCE(excluded.accepted, order_lines.accepted),
+				shipped_quantity = CASE WHEN excluded.shipped_quantity > order_lines.shipped_quantity
+					THEN excluded.shipped_quantity ELSE order_lines.shipped_quantity END`,
+			o.OrderID, l.OrderLineID, l.LineIndex, l.OfferSKU, l.Quantity, l.State, boolp(l.Accepted), l.Price.String(), l.ShippedQuantity)
+		if err != nil {
+			return previousState, c.fail(fmt.Sprintf("saving order %s line %s", o.OrderID, l.OrderLineID), err)
+		}
+	}
+	switch {
+	case !exists:
+		detail := "first seen in Mirakl"
+		if o.MiraklState != "" {
+			detail += " in state " + o.MiraklState
+		}
+		return previousState, addEvent(ctx, c, tx, OrderEvent{OrderID: o.OrderID, At: now, Kind: EventSeen, Detail: detail, Actor: "mirakl"})
+	case prevState != o.MiraklState:
+		return previousState, addEvent(ctx, c, tx, OrderEvent{OrderID: o.OrderID, At: now, Kind: EventState,
+			Detail: fmt.Sprintf("Mirakl state %s → %s", orNone(prevState), orNone(o.MiraklState)), Actor: "mirakl"})
 	}
 	return previousState, nil
 }
