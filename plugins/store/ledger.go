@@ -484,6 +484,9 @@ func notInLedger(orderID string) error {
 
 // MarkAccepted records our OR21 decisions (order line id → accepted) and
 // AcceptedAt, plus an "accepted" event. Call it after Mirakl confirmed OR21.
+// An order is accepted once in Mirakl, so it is recorded once: when the
+// ledger already has its acceptance (two deliveries of the same order in
+// flight, the second settled by ORDER_INVALID_STATE), nothing changes.
 func (s *Store) MarkAccepted(ctx context.Context, orderID string, decisions map[string]bool, at time.Time) error {
 	c, err := s.db()
 	if err != nil {
@@ -498,12 +501,29 @@ func (s *Store) MarkAccepted(ctx context.Context, orderID string, decisions map[
 	}
 	sort.Strings(lineIDs)
 	return c.write(ctx, "marking order "+orderID+" accepted", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE orders SET accepted_at = ? WHERE order_id = ?`, ts(at), orderID)
+		var accepted sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT accepted_at FROM orders WHERE order_id = ?`, orderID).Scan(&accepted)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notInLedger(orderID)
+		}
 		if err != nil {
 			return c.fail("marking order "+orderID+" accepted", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notInLedger(orderID)
+		for _, id := range lineIDs {
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM order_lines WHERE order_id = ? AND order_line_id = ?`, orderID, id).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("order %s has no line %s in the ledger (%w): record the order as Mirakl shows it first", orderID, id, ErrNotFound)
+			}
+			if err != nil {
+				return c.fail(fmt.Sprintf("marking order %s line %s", orderID, id), err)
+			}
+		}
+		if accepted.Valid {
+			return nil // recorded by an earlier delivery of the same acceptance
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET accepted_at = ? WHERE order_id = ?`, ts(at), orderID); err != nil {
+			return c.fail("marking order "+orderID+" accepted", err)
 		}
 		var acc, ref []string
 		for _, id := range lineIDs {

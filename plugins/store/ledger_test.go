@@ -55,6 +55,13 @@ func TestLedgerLifecycleKeepsConnectorFields(t *testing.T) {
 	if err := s.MarkAccepted(ctx, "A-1", map[string]bool{"A-1-1": true, "A-1-2": false}, acceptedAt); err != nil {
 		t.Fatal(err)
 	}
+	// A second delivery of the same order, settled by ORDER_INVALID_STATE,
+	// records nothing more (the timeline below has one acceptance, at the
+	// first time): Mirakl accepted the order once.
+	clk.Advance(time.Second)
+	if err := s.MarkAccepted(ctx, "A-1", map[string]bool{"A-1-1": true, "A-1-2": false}, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
 
 	// Mirakl moves the order on; the poller knows nothing of our decisions.
 	clk.Advance(time.Minute)
