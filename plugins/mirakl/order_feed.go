@@ -57,15 +57,105 @@ type feedConfig struct {
 }
 
 // orderSub is one mirakl_orders input attached to a feed.
+//
+// Its orders wait in its own queue, so a flow that is slow (the import while
+// Peoplevox is down, or working through a backlog) never holds back another
+// (acceptance): the feed only waits for a flow that has `limit` orders
+// queued. An order already queued or in flight for the flow is not queued
+// again by a later poll that reads it again (the poll that queued it still
+// holds the flow's watermark), so re-reads during a backlog cost no memory.
 type orderSub struct {
 	name   string // cursor name
 	states map[string]bool
-	ch     chan delivery
+	limit  int        // most orders queued before the feed waits
 	cfg    feedConfig // what this input asked for; the feed honours the most demanding
 
-	mu     sync.Mutex
-	cursor time.Time // newest last_updated_date fully acknowledged
-	polls  []*pollTrack
+	mu      sync.Mutex
+	cursor  time.Time // newest last_updated_date fully acknowledged
+	polls   []*pollTrack
+	queue   []delivery
+	pending map[string]time.Time // order → last_updated_date queued or in flight
+	// acked holds the versions this flow acknowledged that a poll may still
+	// read again (another flow's older watermark, the overlap): they are not
+	// handed out twice. Versions older than every poll's start are dropped.
+	acked map[string]time.Time
+	wake    chan struct{}        // an order was queued
+	room    chan struct{}        // an order left the queue
+}
+
+func newOrderSub(name string, states map[string]bool, limit int, cfg feedConfig) *orderSub {
+	return &orderSub{name: name, states: states, limit: max(limit, 1), cfg: cfg,
+		pending: map[string]time.Time{}, acked: map[string]time.Time{}, wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// offer queues o for the subscriber unless the same version is already
+// queued or in flight. It waits while the queue is full. It reports whether
+// the order was queued (and counted in t).
+func (s *orderSub) offer(ctx context.Context, d delivery) (bool, error) {
+	for {
+		s.mu.Lock()
+		if at, ok := s.pending[d.order.OrderID]; ok && !d.order.LastUpdatedDate.After(at) {
+			s.mu.Unlock()
+			return false, nil
+		}
+		if at, ok := s.acked[d.order.OrderID]; ok && !d.order.LastUpdatedDate.After(at) {
+			s.mu.Unlock()
+			return false, nil
+		}
+		if len(s.queue) < s.limit {
+			s.pending[d.order.OrderID] = d.order.LastUpdatedDate
+			s.queue = append(s.queue, d)
+			d.track.outstanding++
+			s.mu.Unlock()
+			signal(s.wake)
+			return true, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.room:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+// forgetBefore drops acknowledged versions no poll from start on can read.
+func (s *orderSub) forgetBefore(start time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, at := range s.acked {
+		if at.Before(start) {
+			delete(s.acked, id)
+		}
+	}
+}
+
+// next takes the oldest queued order, waiting for one.
+func (s *orderSub) next(ctx context.Context) (delivery, error) {
+	for {
+		s.mu.Lock()
+		if len(s.queue) > 0 {
+			d := s.queue[0]
+			s.queue[0] = delivery{}
+			s.queue = s.queue[1:]
+			s.mu.Unlock()
+			signal(s.room)
+			return d, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.wake:
+		case <-ctx.Done():
+			return delivery{}, ctx.Err()
+		}
+	}
 }
 
 type delivery struct {
@@ -261,6 +351,9 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 			}
 		}
 		p.StartUpdateDate = from.Add(-f.effective().overlap)
+		for _, s := range subs {
+			s.forgetBefore(p.StartUpdateDate)
+		}
 	}
 	p.OrderTaxMode = f.cfg.taxMode
 	tracks := make(map[*orderSub]*pollTrack, len(subs))
@@ -296,17 +389,12 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 					t.maxUpdated = o.LastUpdatedDate
 				}
 				want := len(s.states) == 0 || s.states[o.OrderState]
-				if want {
-					t.outstanding++
-				}
 				s.mu.Unlock()
 				if !want {
 					continue
 				}
-				select {
-				case s.ch <- delivery{order: o, previous: prev, track: t}:
-				case <-ctx.Done():
-					return ctx.Err()
+				if _, err := s.offer(ctx, delivery{order: o, previous: prev, track: t}); err != nil {
+					return err
 				}
 			}
 		}
@@ -366,11 +454,18 @@ func LedgerFromOrder(o Order, shopID int64) store.LedgerOrder {
 }
 
 // done settles one delivered order for its subscriber.
-func (s *orderSub) done(ctx context.Context, f *orderFeed, t *pollTrack, ok bool) {
+func (s *orderSub) done(ctx context.Context, f *orderFeed, d delivery, ok bool) {
 	s.mu.Lock()
+	t := d.track
 	t.outstanding--
 	if !ok {
 		t.failed = true
+	}
+	if at, held := s.pending[d.order.OrderID]; held && at.Equal(d.order.LastUpdatedDate) {
+		delete(s.pending, d.order.OrderID)
+	}
+	if at, seen := s.acked[d.order.OrderID]; ok && (!seen || d.order.LastUpdatedDate.After(at)) {
+		s.acked[d.order.OrderID] = d.order.LastUpdatedDate
 	}
 	s.mu.Unlock()
 	s.advance(ctx, f)

@@ -83,8 +83,8 @@ watermark.`).
 				Description("The marketplace's acceptance delay: orders not accepted within it after creation are refused by Mirakl. Recorded in the ledger as each order's accept-by time for SLA alerts; 0 = unknown."),
 			service.NewStringEnumField(oiFieldTaxMode, "TAX_INCLUDED", "TAX_EXCLUDED").Default("TAX_INCLUDED").Advanced().
 				Description("Price mode asked of Mirakl. The connector's money checks assume TAX_INCLUDED."),
-			service.NewIntField(oiFieldBuffer).Default(100).Advanced().
-				Description("Orders handed to this input ahead of processing."),
+			service.NewIntField(oiFieldBuffer).Default(10000).Advanced().
+				Description("Orders queued for this input ahead of processing. The shop's one OR11 poll waits for a flow only when it has this many queued, so a slow flow (the import while Peoplevox is down, a Monday backlog) does not hold back acceptance until then. A queued order holds its JSON in memory (a few kB)."),
 			storeField(),
 			service.NewAutoRetryNacksToggleField(),
 		).
@@ -188,7 +188,7 @@ func (in *ordersInput) Connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sub := &orderSub{name: "mirakl_orders/" + in.cursor, states: in.states, ch: make(chan delivery, max(in.buffer, 1)), cfg: in.cfg}
+	sub := newOrderSub("mirakl_orders/"+in.cursor, in.states, in.buffer, in.cfg)
 	v, ok, err := st.Cursor(ctx, sub.name)
 	if err != nil {
 		_ = st.Close()
@@ -218,16 +218,14 @@ func (in *ordersInput) Read(ctx context.Context) (*service.Message, service.AckF
 	if in.sub == nil {
 		return nil, nil, service.ErrNotConnected
 	}
-	select {
-	case d := <-in.sub.ch:
-		msg := orderMessage(d, in.shop)
-		return msg, func(ctx context.Context, err error) error {
-			in.sub.done(ctx, in.f, d.track, err == nil)
-			return nil
-		}, nil
-	case <-ctx.Done():
-		return nil, nil, ctx.Err()
+	d, err := in.sub.next(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
+	return orderMessage(d, in.shop), func(ctx context.Context, err error) error {
+		in.sub.done(ctx, in.f, d, err == nil)
+		return nil
+	}, nil
 }
 
 func (in *ordersInput) Close(ctx context.Context) error {

@@ -1,0 +1,130 @@
+package mirakl_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/mpvx/mpvx/plugins/mirakl"
+	"github.com/mpvx/mpvx/plugins/mirakl/sandbox"
+)
+
+// flowStream runs one mirakl_orders input of the shop's feed as its own
+// stream, the way each pipeline does, and returns it with its run's end.
+func flowStream(t *testing.T, e *env, dsn, cursor, states, processors string, consume func(id string)) (*service.Stream, chan error) {
+	t.Helper()
+	b := service.NewStreamBuilder()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(b.SetLoggerYAML(`level: warn`))
+	must(b.AddRateLimitYAML(fmt.Sprintf(`
+label: or11
+mirakl_budget: {base_url: %s, shop_id: %d, operation: OR11, interval: 20ms}`, e.url, e.client.ShopID())))
+	must(b.AddInputYAML(fmt.Sprintf(`
+mirakl_orders:
+  base_url: %s
+  api_key: sandbox-key
+  shop_id: %d
+  budgets: [ or11 ]
+  states: [ %s ]
+  cursor: %s
+  poll_interval: 50ms
+  initial_lookback: 1h
+  store: %s`, e.url, e.client.ShopID(), states, cursor, dsn)))
+	if processors != "" {
+		must(b.AddProcessorYAML(processors))
+	}
+	if consume != nil {
+		must(b.AddConsumerFunc(func(_ context.Context, m *service.Message) error {
+			id, _ := m.MetaGet("mirakl_order_id")
+			consume(id)
+			return nil
+		}))
+	} else {
+		must(b.AddOutputYAML(`drop: {}`))
+	}
+	s, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.StopWithin(time.Second)
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	})
+	return s, done
+}
+
+// TestOrderFeedSlowFlowDoesNotHoldBackAnother: the shop's one OR11 feed
+// serves the accept and import flows from separate queues. With the accept
+// flow stuck on its first order of a 300-order backlog, orders that became
+// SHIPPING still reach the import flow, and each only once although every
+// poll reads the backlog again.
+func TestOrderFeedSlowFlowDoesNotHoldBackAnother(t *testing.T) {
+	e := newEnv(t, func(c *sandbox.Config) { c.DebitDelay = 0 })
+	e.seed("JM-TOP-12")
+	var ids []string
+	for range 300 {
+		ids = append(ids, e.order(line("JM-TOP-12", 1)))
+	}
+	dsn := t.TempDir() + "/feed.db"
+
+	// The accept flow never gets past its first order.
+	flowStream(t, e, dsn, "accept", "WAITING_ACCEPTANCE", `sleep: {duration: 1h}`, nil)
+
+	var mu sync.Mutex
+	got := map[string]int{}
+	flowStream(t, e, dsn, "import", "SHIPPING", "", func(id string) {
+		mu.Lock()
+		got[id]++
+		mu.Unlock()
+	})
+
+	// Meanwhile the shop accepts 5 orders by other means (the back office).
+	for _, id := range ids[295:] {
+		o, _ := e.sb.Order(id)
+		var ds []mirakl.AcceptDecision
+		for _, l := range o.Lines {
+			ds = append(ds, mirakl.AcceptDecision{OrderLineID: l.ID, Accepted: true})
+		}
+		if err := e.client.AcceptOrder(context.Background(), id, ds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the 5 SHIPPING orders to reach the import flow", 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 5
+	})
+	// A few more polls read the whole backlog again; nothing is handed twice.
+	before, _ := e.calls(mirakl.OpOR11)
+	waitFor(t, "three more OR11 polls", 20*time.Second, func() bool {
+		n, _ := e.calls(mirakl.OpOR11)
+		return n >= before+3*4 // 4 pages per poll
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids[295:] {
+		if got[id] != 1 {
+			t.Errorf("order %s reached the import flow %d times, want 1", id, got[id])
+		}
+	}
+	if len(got) != 5 {
+		t.Errorf("the import flow got %d orders, want the 5 SHIPPING ones: %v", len(got), got)
+	}
+}
