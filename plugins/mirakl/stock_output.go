@@ -478,6 +478,20 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		return o.st.SettleStock(ctx, nil, settled)
 	}
 	sort.Slice(lines, func(i, j int) bool { return lines[i].OfferSKU < lines[j].OfferSKU })
+	// Write ahead: what this push spends (received stock, held-back units)
+	// is recorded as spent before it is sent. Mirakl may apply a file whose
+	// answer never came back (the process killed after STO01, a lost
+	// answer); recomputing from the old anchor would raise the SKU by the
+	// same units again on top of the figure that file set: oversold.
+	var ahead []store.StockSettlement
+	for _, st := range settled {
+		if st.Pushed != nil {
+			ahead = append(ahead, st)
+		}
+	}
+	if err := o.st.AnchorStock(ctx, ahead); err != nil {
+		return err
+	}
 	id, err := o.client.ImportStock(ctx, lines)
 	if err != nil {
 		return err

@@ -333,6 +333,39 @@ func (s *Store) SettleStock(ctx context.Context, imp *StockImport, settled []Sto
 	})
 }
 
+// AnchorStock records, before a push is sent, the availability each SKU was
+// computed from and the entitlement left after it, and nothing else: the SKUs
+// stay pending until SettleStock. A push whose outcome is lost (the process
+// dies after STO01, or the answer never comes) may still be applied by
+// Mirakl, so the next computation must not spend the same units (stock
+// received, units held back) a second time on a figure that already
+// includes them. At worst a push that never happened leaves the SKU
+// under-shown until the full sync re-anchors it; never oversold.
+func (s *Store) AnchorStock(ctx context.Context, ahead []StockSettlement) error {
+	if len(ahead) == 0 {
+		return nil
+	}
+	c, err := s.db()
+	if err != nil {
+		return err
+	}
+	return c.write(ctx, "anchoring a stock push before sending it", func(tx *sql.Tx) error {
+		for _, st := range ahead {
+			if st.Available != nil {
+				if _, err := tx.ExecContext(ctx, `UPDATE stock SET anchor_available = ? WHERE sku = ?`, *st.Available, st.SKU); err != nil {
+					return c.fail("anchoring the availability of "+st.SKU, err)
+				}
+			}
+			if st.HeldBack != nil {
+				if _, err := tx.ExecContext(ctx, `UPDATE stock SET held_back = ? WHERE sku = ?`, *st.HeldBack, st.SKU); err != nil {
+					return c.fail("recording the entitlement of "+st.SKU, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
 // OpenStockImports lists imports Mirakl has not finished, oldest first.
 func (s *Store) OpenStockImports(ctx context.Context) ([]StockImport, error) {
 	return s.stockImports(ctx, `WHERE finished_at IS NULL ORDER BY created_at`)

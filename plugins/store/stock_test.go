@@ -1,0 +1,46 @@
+package store
+
+import "testing"
+
+// A push is anchored before it is sent: the availability it was computed
+// from and the entitlement it leaves are recorded, the SKU stays pending
+// (the push is not known to have happened) and nothing else changes.
+func TestAnchorStockBeforeSending(t *testing.T) {
+	s, _, _ := openFile(t)
+	ctx := t.Context()
+	ten, fifteen, two := 10, 15, 2
+	if err := s.RecordStockChanges(ctx, []StockChange{{SKU: "JM-1", Available: &ten}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SettleStock(ctx, nil, []StockSettlement{{SKU: "JM-1", Version: 1, Available: &ten}}); err != nil {
+		t.Fatal(err)
+	}
+	// Goods in: 15 available, so a push may raise Mirakl by 5.
+	if err := s.RecordStockChanges(ctx, []StockChange{{SKU: "JM-1", Available: &fifteen}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AnchorStock(ctx, []StockSettlement{{SKU: "JM-1", Version: 2, Available: &fifteen, Pushed: &fifteen, HeldBack: &two}}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.Stock(ctx, []string{"JM-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rows["JM-1"]
+	if r.AnchorAvailable == nil || *r.AnchorAvailable != 15 || r.HeldBack != 2 {
+		t.Fatalf("anchor %v held back %d, want 15 and 2: the next computation would spend the same units again", deref(r.AnchorAvailable), r.HeldBack)
+	}
+	if !r.Pending || r.Version != 2 || r.PushedQuantity != nil || r.PushedImport != "" {
+		t.Fatalf("the push is not known to have happened, yet the row is %+v", r)
+	}
+	if err := s.AnchorStock(ctx, nil); err != nil {
+		t.Fatalf("nothing to anchor: %v", err)
+	}
+}
+
+func deref(p *int) any {
+	if p == nil {
+		return "none"
+	}
+	return *p
+}
