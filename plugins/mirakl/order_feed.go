@@ -20,11 +20,14 @@ import (
 // CANCELED) subscribes to the same feed instead of polling on its own.
 //
 // Each subscriber keeps its own watermark (a cursor in the store): the feed
-// queries from the oldest watermark minus an overlap, hands each subscriber
-// the orders in its states, and a subscriber's watermark moves to the newest
-// last_updated_date of a poll only once every order of that poll (and of the
-// polls before it) was acknowledged. A crash therefore re-reads, never skips;
-// the overlap's duplicates are harmless because every effect is idempotent.
+// queries from the oldest read position minus an overlap (a flow's read
+// position runs ahead of its watermark while it works through its queue),
+// queues for each subscriber the orders in its states, and a subscriber's
+// watermark moves to the newest last_updated_date of a poll only once every
+// order of that poll (and of the polls before it) was acknowledged. A crash
+// therefore re-reads from the watermark, never skips; the overlap's
+// duplicates are harmless because every effect is idempotent (and within one
+// process a version already handed to a flow is not handed again).
 //
 // Every order seen is recorded in the order ledger first, so the ledger
 // always knows each order's latest Mirakl state.
@@ -70,17 +73,22 @@ type orderSub struct {
 	limit  int        // most orders queued before the feed waits
 	cfg    feedConfig // what this input asked for; the feed honours the most demanding
 
-	mu      sync.Mutex
-	cursor  time.Time // newest last_updated_date fully acknowledged
-	polls   []*pollTrack
-	queue   []delivery
-	pending map[string]time.Time // order → last_updated_date queued or in flight
+	mu     sync.Mutex
+	cursor time.Time // newest last_updated_date fully acknowledged (the stored watermark)
+	// readFrom is where the next poll starts for this flow: the newest
+	// last_updated_date of a poll whose orders were all queued. It runs
+	// ahead of cursor while the flow works through its queue, so polls
+	// read only what changed instead of the flow's whole backlog again.
+	readFrom time.Time
+	polls    []*pollTrack
+	queue    []delivery
+	pending  map[string]time.Time // order → last_updated_date queued or in flight
 	// acked holds the versions this flow acknowledged that a poll may still
 	// read again (another flow's older watermark, the overlap): they are not
 	// handed out twice. Versions older than every poll's start are dropped.
 	acked map[string]time.Time
-	wake    chan struct{}        // an order was queued
-	room    chan struct{}        // an order left the queue
+	wake  chan struct{} // an order was queued
+	room  chan struct{} // an order left the queue
 }
 
 func newOrderSub(name string, states map[string]bool, limit int, cfg feedConfig) *orderSub {
@@ -124,6 +132,16 @@ func (s *orderSub) offer(ctx context.Context, d delivery) (bool, error) {
 			return false, ctx.Err()
 		}
 	}
+}
+
+// slim keeps of a queued order only what its message needs: Mirakl's JSON
+// and the fields of its metadata (a backlog of queued orders stays small).
+func slim(o Order) Order {
+	raw := o.Raw
+	if len(raw) == 0 {
+		raw, _ = json.Marshal(o)
+	}
+	return Order{OrderID: o.OrderID, OrderState: o.OrderState, LastUpdatedDate: o.LastUpdatedDate, Raw: raw}
 }
 
 // forgetBefore drops acknowledged versions no poll from start on can read.
@@ -344,7 +362,10 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 		var from time.Time
 		for i, s := range subs {
 			s.mu.Lock()
-			c := s.cursor
+			c := s.readFrom
+			if c.IsZero() || c.Before(s.cursor) {
+				c = s.cursor
+			}
 			s.mu.Unlock()
 			if i == 0 || c.Before(from) {
 				from = c
@@ -393,7 +414,7 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 				if !want {
 					continue
 				}
-				if _, err := s.offer(ctx, delivery{order: o, previous: prev, track: t}); err != nil {
+				if _, err := s.offer(ctx, delivery{order: slim(o), previous: prev, track: t}); err != nil {
 					return err
 				}
 			}
@@ -409,6 +430,15 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 			s.mu.Unlock()
 		}
 		return err
+	}
+	if byWatermark {
+		for s, t := range tracks {
+			s.mu.Lock()
+			if t.maxUpdated.After(s.readFrom) && !t.failed {
+				s.readFrom = t.maxUpdated
+			}
+			s.mu.Unlock()
+		}
 	}
 	// Flow health for the dashboard: every subscriber's flow polled now.
 	for _, s := range subs {
@@ -460,6 +490,7 @@ func (s *orderSub) done(ctx context.Context, f *orderFeed, d delivery, ok bool) 
 	t.outstanding--
 	if !ok {
 		t.failed = true
+		s.readFrom = s.cursor // read the refused order again from the watermark
 	}
 	if at, held := s.pending[d.order.OrderID]; held && at.Equal(d.order.LastUpdatedDate) {
 		delete(s.pending, d.order.OrderID)

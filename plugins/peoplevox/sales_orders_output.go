@@ -472,7 +472,7 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 	}
 	if len(headerRows) > 0 {
 		res, err := o.client.SaveRows(ctx, o.headerTemplate, headerRows, ActionNone)
-		if err != nil && !anyRowResult(res) {
+		if err := unsent(res, err); err != nil {
 			return err
 		}
 		for i, r := range res {
@@ -503,7 +503,7 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 	}
 	if len(lineRows) > 0 {
 		res, err := o.client.SaveRows(ctx, o.linesTemplate, lineRows, ActionNone)
-		if err != nil && !anyRowResult(res) {
+		if err := unsent(res, err); err != nil {
 			return err
 		}
 		for i, r := range res {
@@ -533,6 +533,25 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 		}
 		if _, err := o.st.ResolveExceptionsByKey(ctx, "import_failed", d.OrderID, "connector", "imported on a later attempt"); err != nil {
 			o.log.Warnf("Resolving earlier exceptions of order %s: %v", d.OrderID, err)
+		}
+	}
+	return nil
+}
+
+// unsent returns err when some rows never reached Peoplevox (a call of a
+// multi-call SaveRows failed in transport): the whole write is then retried,
+// reading before writing, rather than those orders failing as if Peoplevox
+// had refused them. Rows Peoplevox did answer for are judged per row.
+func unsent(res []RowResult, err error) error {
+	if err == nil {
+		return nil
+	}
+	if len(res) == 0 {
+		return err
+	}
+	for _, r := range res {
+		if !r.Sent {
+			return err
 		}
 	}
 	return nil
