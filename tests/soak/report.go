@@ -158,8 +158,13 @@ func (r *Report) Markdown() string {
 	b.WriteString("\n")
 	b.WriteString("| quarter | wall s | orders imported | imported/s | accepted/s | stock SKUs pushed | shipments | connector CPU % | sandboxes CPU % | heap after GC MB (median / end) | RSS MB (max / end) | goroutines (end) |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	var unreached []string
 	for _, q := range append(append([]Quarter(nil), r.Quarters...), r.Whole) {
 		if q.Name == "" {
+			continue
+		}
+		if r.Err != "" && q.Name != "whole run" && q.seconds() == 0 && q.Imported == 0 {
+			unreached = append(unreached, q.Name)
 			continue
 		}
 		cpu, sbx := "—", "—"
@@ -170,12 +175,15 @@ func (r *Report) Markdown() string {
 			q.Name, q.From, q.To, q.Imported, q.rate(q.Imported), q.rate(q.Accepted), q.SKUsPushed, q.Shipped, cpu, sbx,
 			mb(q.HeapMedian), mb(q.HeapEnd), mb(q.RSSMax), mb(q.RSSEnd), q.Goroutines)
 	}
+	if len(unreached) > 0 {
+		fmt.Fprintf(&b, "\n%s: not reached before the run ended.\n", strings.Join(unreached, ", "))
+	}
 	b.WriteString("\n")
 	w := r.Whole
 	fmt.Fprintf(&b, "- throughput: %s orders accepted/s and %s imported/s (real time, whole run), %d stock SKU lines pushed in %d STO01 files, %d shipments; %.0f s wall\n",
 		w.rate(w.Accepted), w.rate(w.Imported), w.SKUsPushed, r.STO01Imports, r.Shipments, r.WallSeconds)
 	fmt.Fprintf(&b, "- connector peak RSS (VmHWM): %s MB; CPU %.0f s; sandboxes and load (this process) CPU %.0f s\n", mb(r.PeakRSS), w.CPU, w.SandboxCPU)
-	if g, share, ok := r.FlatMemory(); ok {
+	if g, share, ok := r.FlatMemory(); ok && r.Err == "" {
 		verdict := "flat (within 5%)"
 		if share > 0.05 {
 			verdict = "**grows**"
@@ -184,8 +192,13 @@ func (r *Report) Markdown() string {
 			mb(r.Quarters[1].HeapMedian), mb(r.Quarters[3].HeapMedian), float64(g)/(1<<20), 100*share, verdict)
 	}
 	once := "yes"
-	if len(r.Violations) > 0 || r.NotImported > 0 {
-		once = fmt.Sprintf("**no**: %d not imported, %d re-writes", r.NotImported, len(r.Violations))
+	switch {
+	case len(r.Violations) > 0:
+		once = fmt.Sprintf("**no**: %d orders or lines written more than once, %d not imported", len(r.Violations), r.NotImported)
+	case r.NotImported > 0 && r.Err != "":
+		once = fmt.Sprintf("none written twice; %d not imported when the run ended", r.NotImported)
+	case r.NotImported > 0:
+		once = fmt.Sprintf("**no**: %d not imported", r.NotImported)
 	}
 	fmt.Fprintf(&b, "- every order imported exactly once: %s (%d placed, %d Sales Orders, %d not placed: offer too low)\n", once, r.Placed, r.SalesOrders, r.PlaceFailures)
 	fmt.Fprintf(&b, "- Mirakl: orders by state %s; %d auto-refused, %d units oversold, %d × 429\n", states(r.OrdersByState), r.AutoRefused, r.OversoldUnits, r.RateLimited)
