@@ -304,7 +304,13 @@ func parseStockChange(msg *service.Message) (store.StockChange, error) {
 // budget allows, gathering changes until the window opens.
 func (o *stockOutput) flushLoop(ctx context.Context) {
 	// Open demand comes from the order ledger: before the shop's order feed
-	// has polled once, orders already sold would be missing from it.
+	// has polled once, orders already sold would be missing from it (those
+	// sold while the process was down, after a restart). Benthos connects
+	// inputs and outputs in any order, so first give the feed a moment to
+	// register: awaitOrderFeeds returns at once when there is none yet.
+	if err := awaitOrderFeedRegistered(ctx, shopKey(o.client), orderFeedGrace); err != nil {
+		return
+	}
 	if err := awaitOrderFeeds(ctx, shopKey(o.client)); err != nil {
 		return
 	}
@@ -346,6 +352,32 @@ func (o *stockOutput) flushLoop(ctx context.Context) {
 			continue
 		}
 		backoff = time.Second
+	}
+}
+
+// orderFeedGrace is how long the push runner waits at start for an order
+// feed of the shop to appear in the process before pushing without one.
+const orderFeedGrace = 10 * time.Second
+
+// awaitOrderFeedRegistered waits until an order feed of the shop runs in
+// this process, or grace has passed (a stream set without mirakl_orders).
+func awaitOrderFeedRegistered(ctx context.Context, shopKey string, grace time.Duration) error {
+	deadline := time.Now().Add(grace)
+	for {
+		feedsMu.Lock()
+		found := false
+		for key := range feeds {
+			found = found || strings.HasPrefix(key, shopKey+"#")
+		}
+		feedsMu.Unlock()
+		if found || !time.Now().Before(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
@@ -451,7 +483,7 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		m, known := live[r.SKU]
 		if known {
 			var held int
-			q, held = capRaise(q, m, *avail, margin, r, o.trustFirst)
+			q, held = capRaise(q, m, *avail, margin, demand[r.SKU], r, o.trustFirst)
 			st.HeldBack = &held
 		}
 		if r.FullSync {
@@ -514,10 +546,14 @@ func (o *stockOutput) flush(ctx context.Context) error {
 // units it knows are real: stock Peoplevox received since the last
 // computation, and units it held back itself (the flash margin). A SKU seen
 // for the first time is capped at Mirakl's figure unless trustFirst.
-func capRaise(q, m, avail, margin int, r store.StockRow, trustFirst bool) (int, int) {
+func capRaise(q, m, avail, margin, demand int, r store.StockRow, trustFirst bool) (int, int) {
 	// The full sync re-anchors a SKU that is not selling: Peoplevox is the
-	// master, and any entitlement lost to a missed event is restored.
-	if r.FullSync && margin == 0 && r.AnchorAvailable != nil {
+	// master, and any entitlement lost to a missed event is restored. Not
+	// while orders of it are still on their way to Peoplevox (open demand):
+	// the ledger may not know all of them yet (the order feed behind a
+	// backlog, a restart), and raising Mirakl to Available minus the demand
+	// it knows would sell those units twice.
+	if r.FullSync && margin == 0 && demand == 0 && r.AnchorAvailable != nil {
 		return q, 0
 	}
 	if r.AnchorAvailable == nil {

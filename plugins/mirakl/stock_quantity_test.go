@@ -50,3 +50,28 @@ func TestFlashMargin(t *testing.T) {
 		}
 	}
 }
+
+func TestCapRaise(t *testing.T) {
+	n := func(v int) *int { return &v }
+	cases := []struct {
+		name                        string
+		q, m, avail, margin, demand int
+		row                         store.StockRow
+		wantQ, wantHeld             int
+	}{
+		{"lowering is always allowed", 5, 9, 5, 0, 0, store.StockRow{AnchorAvailable: n(9)}, 5, 0},
+		{"no raise without entitlement", 12, 7, 12, 0, 0, store.StockRow{AnchorAvailable: n(12)}, 7, 0},
+		{"received stock raises by what was received", 15, 7, 15, 0, 0, store.StockRow{AnchorAvailable: n(12)}, 10, 0},
+		{"the full sync restores a SKU that is not selling", 12, 7, 12, 0, 0, store.StockRow{AnchorAvailable: n(12), FullSync: true}, 12, 0},
+		// Sold out on Mirakl, 14 units in Peoplevox, 12 of the 14 orders
+		// known to the ledger: raising to 2 would sell 2 units twice.
+		{"not while orders are on their way to Peoplevox", 2, 0, 14, 0, 12, store.StockRow{AnchorAvailable: n(14), FullSync: true}, 0, 0},
+		{"not while the SKU is selling", 10, 7, 12, 2, 0, store.StockRow{AnchorAvailable: n(12), FullSync: true}, 7, 0},
+	}
+	for _, c := range cases {
+		q, held := capRaise(c.q, c.m, c.avail, c.margin, c.demand, c.row, false)
+		if q != c.wantQ || held != c.wantHeld {
+			t.Errorf("%s: capRaise = %d (held %d), want %d (held %d)", c.name, q, held, c.wantQ, c.wantHeld)
+		}
+	}
+}
