@@ -288,7 +288,10 @@ func (f *orderFeed) run(ctx context.Context) {
 			f.readyOnce.Do(func() { close(f.ready) })
 		}
 		cfg := f.effective()
-		if cfg.safetyNetEvery > 0 && time.Since(lastSafetyNet) >= cfg.safetyNetEvery {
+		// The safety net re-reads every waiting order; while a flow still
+		// works through queued orders it would only read them again, so it
+		// waits until the queues are empty.
+		if cfg.safetyNetEvery > 0 && time.Since(lastSafetyNet) >= cfg.safetyNetEvery && !f.busy() {
 			if states := f.waitingStates(); len(states) > 0 {
 				if err := f.poll(ctx, ListOrdersParams{OrderStateCodes: states}); err != nil && ctx.Err() == nil {
 					f.log.Errorf("Safety-net poll of orders in %v failed: %v", states, err)
@@ -306,6 +309,23 @@ func (f *orderFeed) run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// busy reports whether a flow the safety net serves (one that wants
+// WAITING_ACCEPTANCE) has orders queued.
+func (f *orderFeed) busy() bool {
+	for _, s := range f.snapshot() {
+		if !s.states[StateWaitingAcceptance] {
+			continue
+		}
+		s.mu.Lock()
+		n := len(s.queue)
+		s.mu.Unlock()
+		if n > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // effective merges what the subscribed inputs asked for: the shortest poll

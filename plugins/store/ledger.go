@@ -164,6 +164,11 @@ func recordOrderTx(ctx context.Context, c *core, tx *sql.Tx, o LedgerOrder, now 
 		if perr != nil {
 			return previousState, c.fail("reading order "+o.OrderID, perr)
 		}
+		if !stored.IsZero() && o.MiraklUpdatedAt.Equal(stored) && prevState == o.MiraklState {
+			// The version the ledger has, read again (the poll overlap, a
+			// backlog re-read by the safety net): nothing to write.
+			return previousState, nil
+		}
 		if !stored.IsZero() && !o.MiraklUpdatedAt.IsZero() && o.MiraklUpdatedAt.Before(stored) {
 			_, err := tx.ExecContext(ctx, `UPDATE orders SET last_seen = ? WHERE order_id = ?`, ts(now), o.OrderID)
 			return previousState, c.fail("touching order "+o.OrderID, err)
