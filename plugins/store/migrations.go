@@ -130,6 +130,11 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX kv_by_expiry ON kv (expires_at)`,
 	}},
+	// The stock flow's flash-sale margin reads the orders of the last
+	// window; without this index it read every line of each SKU ever sold.
+	{10, "order ledger: orders by first seen", []string{
+		`CREATE INDEX orders_by_first_seen ON orders (first_seen)`,
+	}},
 }
 
 // ordered returns the migrations sorted by version. A flow's tables may be

@@ -472,7 +472,10 @@ func (s *Store) RecentDemand(ctx context.Context, skus []string, since time.Time
 			for _, sku := range part {
 				args = append(args, sku)
 			}
-			rows, err := tx.QueryContext(ctx, `SELECT l.offer_sku, SUM(l.quantity) FROM order_lines l JOIN orders o ON o.order_id = l.order_id
+			// CROSS JOIN keeps orders as the outer loop: the recent orders
+			// (orders_by_first_seen), then their lines, instead of every
+			// line ever sold of each SKU.
+			rows, err := tx.QueryContext(ctx, `SELECT l.offer_sku, SUM(l.quantity) FROM orders o CROSS JOIN order_lines l ON o.order_id = l.order_id
 				WHERE o.first_seen >= ? AND l.state NOT IN (`+placeholders(len(deadLineStates))+`)
 				AND (l.accepted IS NULL OR l.accepted <> 0)
 				AND l.offer_sku IN (`+placeholders(len(part))+`) GROUP BY l.offer_sku`, args...)
