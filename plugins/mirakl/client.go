@@ -150,6 +150,7 @@ func (c *Client) do(ctx context.Context, req request) (*response, error) {
 		}
 		start := time.Now()
 		resp, err := c.try(ctx, info, req)
+		c.gov.Answered(req.op)
 		if c.observe != nil {
 			ev := CallEvent{Operation: req.op, Duration: time.Since(start), Attempt: attempt, Err: err}
 			if resp != nil {

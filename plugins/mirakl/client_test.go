@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -520,3 +522,50 @@ func must(t *testing.T, err error) {
 }
 
 var _ = decimal.Zero
+
+// delayFirst holds the first request back on its way to the server, as a
+// busy host or a slow network does.
+type delayFirst struct {
+	once  sync.Once
+	delay time.Duration
+}
+
+func (d *delayFirst) RoundTrip(r *http.Request) (*http.Response, error) {
+	d.once.Do(func() { time.Sleep(d.delay) })
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestGovernorSpacesArrivalsWhenARequestIsDelayed: two callers share an OR11
+// budget of one call per 100 ms; the first call is held up 80 ms on its way.
+// The second must still arrive at Mirakl a full interval after the first
+// (spacing from the answer, not from the start), so the sandbox's limit is
+// never tripped.
+func TestGovernorSpacesArrivalsWhenARequestIsDelayed(t *testing.T) {
+	e := newEnv(t, func(c *sandbox.Config) {
+		c.RateLimits[string(mirakl.OpOR11)] = sandbox.RateLimit{Calls: 1, Window: 100 * time.Millisecond}
+	})
+	gov := mirakl.NewGovernor()
+	must(t, gov.SetBudget(mirakl.OpOR11, mirakl.Budget{Every: 100 * time.Millisecond, Burst: 1}))
+	noRetry := mirakl.RetryPolicy{MaxAttempts: 1}
+	c, err := mirakl.New(mirakl.Options{BaseURL: e.url, APIKey: "sandbox-key", Governor: gov, Retry: &noRetry,
+		HTTPClient: &http.Client{Transport: &delayFirst{delay: 80 * time.Millisecond}}})
+	must(t, err)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for range 2 {
+		wg.Go(func() {
+			_, err := c.ListOrders(context.Background(), mirakl.ListOrdersParams{})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a governed call was refused: %v", err)
+		}
+	}
+	if calls, limited := e.calls(mirakl.OpOR11); calls != 2 || limited != 0 {
+		t.Fatalf("sandbox counted %d calls and %d 429s, want 2 and 0", calls, limited)
+	}
+}

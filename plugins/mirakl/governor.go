@@ -45,6 +45,7 @@ type opBudget struct {
 	configured  bool // set explicitly (config) rather than defaulted
 	limiter     *rate.Limiter
 	pausedUntil time.Time
+	notBefore   time.Time // one interval after the last call of a one-at-a-time budget answered
 	waits       int64
 	throttled   time.Duration
 	pauses      int64
@@ -121,8 +122,8 @@ func (g *Governor) Reserve(op Operation) time.Duration {
 	defer g.mu.Unlock()
 	b := g.get(op)
 	now := time.Now()
-	if now.Before(b.pausedUntil) {
-		return b.pausedUntil.Sub(now)
+	if until := b.blockedUntil(); now.Before(until) {
+		return until.Sub(now)
 	}
 	r := b.limiter.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
@@ -140,8 +141,8 @@ func (g *Governor) Delay(op Operation) time.Duration {
 	defer g.mu.Unlock()
 	b := g.get(op)
 	now := time.Now()
-	if now.Before(b.pausedUntil) {
-		return b.pausedUntil.Sub(now)
+	if until := b.blockedUntil(); now.Before(until) {
+		return until.Sub(now)
 	}
 	r := b.limiter.ReserveN(now, 1)
 	d := r.DelayFrom(now)
@@ -171,6 +172,32 @@ func (g *Governor) Wait(ctx context.Context, op Operation) error {
 		if err := sleepCtx(ctx, d); err != nil {
 			return err
 		}
+	}
+}
+
+// blockedUntil is when a 429's pause or the last call's spacing ends.
+func (b *opBudget) blockedUntil() time.Time {
+	if b.notBefore.After(b.pausedUntil) {
+		return b.notBefore
+	}
+	return b.pausedUntil
+}
+
+// Answered tells the governor a call of op got its answer (or failed).
+// Mirakl counts calls as they arrive; a request delayed on its way (a busy
+// host, the network) could arrive closer to the next one than the budget
+// allows. For one-call-per-interval budgets (OR11, STO01, …) the next call
+// therefore also waits a full interval after this answer, so arrivals are
+// an interval apart whatever the delays.
+func (g *Governor) Answered(op Operation) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := g.get(op)
+	if b.budget.Every <= 0 || b.budget.Burst > 1 {
+		return
+	}
+	if next := time.Now().Add(b.budget.Every); next.After(b.notBefore) {
+		b.notBefore = next
 	}
 }
 
