@@ -449,10 +449,12 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 			return err
 		}
 	}
-	for _, d := range todo {
-		if err := o.st.KVSet(ctx, attemptNS, d.number, []byte(time.Now().UTC().Format(time.RFC3339)), 30*24*time.Hour); err != nil {
-			return err
-		}
+	numbers := make([]string, len(todo))
+	for i, d := range todo {
+		numbers[i] = d.number
+	}
+	if err := o.st.KVSetMany(ctx, attemptNS, numbers, []byte(time.Now().UTC().Format(time.RFC3339)), 30*24*time.Hour); err != nil {
+		return err
 	}
 
 	// Headers.

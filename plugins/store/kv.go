@@ -66,6 +66,34 @@ func (s *Store) KVSet(ctx context.Context, ns, key string, value []byte, ttl tim
 	return nil
 }
 
+// KVSetMany stores value under every key of keys in namespace ns, in one
+// transaction (a batch marking its orders before writing them).
+func (s *Store) KVSetMany(ctx context.Context, ns string, keys []string, value []byte, ttl time.Duration) error {
+	c, err := s.db()
+	if err != nil {
+		return err
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	what := fmt.Sprintf("writing %d keys of namespace %q", len(keys), ns)
+	err = c.write(ctx, what, func(tx *sql.Tx) error {
+		for _, k := range keys {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO kv (ns, k, v, expires_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT (ns, k) DO UPDATE SET v = excluded.v, expires_at = excluded.expires_at`,
+				ns, k, value, c.expiry(ttl)); err != nil {
+				return c.fail(what, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.maybeSweep(ctx)
+	return nil
+}
+
 // KVAdd stores value under key only if the key is absent or expired, and
 // returns ErrExists otherwise. It is atomic: of two concurrent adds of one
 // key, exactly one succeeds (what Benthos' dedupe relies on).

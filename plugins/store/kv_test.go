@@ -287,3 +287,25 @@ func TestConcurrentWriters(t *testing.T) {
 		}
 	}
 }
+
+// TestKVSetMany: every key is written with the value and TTL, replacing
+// earlier values, and expires like KVSet's.
+func TestKVSetMany(t *testing.T) {
+	s, clk, _ := openFile(t)
+	ctx := t.Context()
+	if err := s.KVSet(ctx, "att", "SO-2", []byte("old"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.KVSetMany(ctx, "att", []string{"SO-1", "SO-2", "SO-3"}, []byte("now"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"SO-1", "SO-2", "SO-3"} {
+		if v, err := s.KVGet(ctx, "att", k); err != nil || string(v) != "now" {
+			t.Fatalf("%s = %q, %v; want \"now\"", k, v, err)
+		}
+	}
+	clk.Advance(2 * time.Hour)
+	if _, err := s.KVGet(ctx, "att", "SO-2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("SO-2 after its TTL: %v, want not found", err)
+	}
+}
