@@ -35,7 +35,7 @@ func (s *Store) SetCursor(ctx context.Context, name, value string) error {
 	if name == "" {
 		return errors.New("store: SetCursor: the cursor name is empty: give each cursor a stable name such as orders.shipping.watermark")
 	}
-	_, err = c.w.ExecContext(ctx, `INSERT INTO cursors (name, value, updated_at) VALUES (?, ?, ?)
+	_, err = c.exec(ctx, "a write", `INSERT INTO cursors (name, value, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
 		name, value, ts(c.nowUTC()))
 	return c.fail(fmt.Sprintf("saving cursor %q", name), err)

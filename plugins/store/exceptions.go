@@ -396,7 +396,7 @@ func (s *Store) RequeueStaleReplays(ctx context.Context, claimedBefore time.Time
 	if err != nil {
 		return 0, err
 	}
-	res, err := c.w.ExecContext(ctx, `UPDATE exceptions SET status = 'replay', claimed_at = NULL
+	res, err := c.exec(ctx, "a write", `UPDATE exceptions SET status = 'replay', claimed_at = NULL
 		WHERE status = 'replaying' AND (claimed_at IS NULL OR claimed_at < ?)`, ts(claimedBefore))
 	if err != nil {
 		return 0, c.fail("requeueing stale replays", err)

@@ -56,7 +56,7 @@ func (s *Store) KVSet(ctx context.Context, ns, key string, value []byte, ttl tim
 	if value == nil {
 		value = []byte{}
 	}
-	_, err = c.w.ExecContext(ctx, `INSERT INTO kv (ns, k, v, expires_at) VALUES (?, ?, ?, ?)
+	_, err = c.exec(ctx, "a write", `INSERT INTO kv (ns, k, v, expires_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (ns, k) DO UPDATE SET v = excluded.v, expires_at = excluded.expires_at`,
 		ns, key, value, c.expiry(ttl))
 	if err != nil {
@@ -105,7 +105,7 @@ func (s *Store) KVAdd(ctx context.Context, ns, key string, value []byte, ttl tim
 	if value == nil {
 		value = []byte{}
 	}
-	res, err := c.w.ExecContext(ctx, `INSERT INTO kv (ns, k, v, expires_at) VALUES (?, ?, ?, ?)
+	res, err := c.exec(ctx, "a write", `INSERT INTO kv (ns, k, v, expires_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (ns, k) DO UPDATE SET v = excluded.v, expires_at = excluded.expires_at
 		WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?`,
 		ns, key, value, c.expiry(ttl), ts(c.nowUTC()))
@@ -130,7 +130,7 @@ func (s *Store) KVDelete(ctx context.Context, ns, key string) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.w.ExecContext(ctx, `DELETE FROM kv WHERE ns = ? AND k = ?`, ns, key)
+	_, err = c.exec(ctx, "a write", `DELETE FROM kv WHERE ns = ? AND k = ?`, ns, key)
 	return c.fail(fmt.Sprintf("deleting key %q of namespace %q", key, ns), err)
 }
 
@@ -147,7 +147,7 @@ func (s *Store) KVPurgeExpired(ctx context.Context) (int, error) {
 func (c *core) sweep(ctx context.Context) (int, error) {
 	now := c.nowUTC()
 	c.lastKV.Store(now.UnixNano())
-	res, err := c.w.ExecContext(ctx, `DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?`, ts(now))
+	res, err := c.exec(ctx, "a write", `DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?`, ts(now))
 	if err != nil {
 		return 0, c.fail("purging expired keys", err)
 	}

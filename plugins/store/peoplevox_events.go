@@ -206,7 +206,7 @@ func (s *Store) AckPeoplevoxEvent(ctx context.Context, id int64) error {
 		return err
 	}
 	what := fmt.Sprintf("acknowledging Peoplevox event %d", id)
-	res, err := c.w.ExecContext(ctx, `DELETE FROM peoplevox_events WHERE id = ?`, id)
+	res, err := c.exec(ctx, "a write", `DELETE FROM peoplevox_events WHERE id = ?`, id)
 	if err != nil {
 		return c.fail(what, err)
 	}
@@ -225,7 +225,7 @@ func (s *Store) ReleasePeoplevoxEvent(ctx context.Context, id int64) error {
 		return err
 	}
 	what := fmt.Sprintf("releasing Peoplevox event %d", id)
-	res, err := c.w.ExecContext(ctx, `UPDATE peoplevox_events SET status = 'new', claimed_at = NULL WHERE id = ? AND status = 'claimed'`, id)
+	res, err := c.exec(ctx, "a write", `UPDATE peoplevox_events SET status = 'new', claimed_at = NULL WHERE id = ? AND status = 'claimed'`, id)
 	if err != nil {
 		return c.fail(what, err)
 	}
@@ -245,7 +245,7 @@ func (s *Store) RequeueClaimedPeoplevoxEvents(ctx context.Context, eventTypes ..
 		return 0, err
 	}
 	filter, args := typeFilter(eventTypes)
-	res, err := c.w.ExecContext(ctx, `UPDATE peoplevox_events SET status = 'new', claimed_at = NULL WHERE status = 'claimed'`+filter, args...)
+	res, err := c.exec(ctx, "a write", `UPDATE peoplevox_events SET status = 'new', claimed_at = NULL WHERE status = 'claimed'`+filter, args...)
 	if err != nil {
 		return 0, c.fail("requeueing claimed Peoplevox events", err)
 	}
@@ -317,7 +317,7 @@ func (s *Store) SaveSubscription(ctx context.Context, eventType string, id int, 
 		return err
 	}
 	what := fmt.Sprintf("recording Peoplevox %s subscription %d", eventType, id)
-	_, err = c.w.ExecContext(ctx, `INSERT INTO peoplevox_subscriptions (event_type, subscription_id, url_template, created_at) VALUES (?, ?, ?, ?)
+	_, err = c.exec(ctx, "a write", `INSERT INTO peoplevox_subscriptions (event_type, subscription_id, url_template, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (event_type, subscription_id) DO UPDATE SET url_template = excluded.url_template, created_at = excluded.created_at`,
 		eventType, id, urlTemplate, ts(c.nowUTC()))
 	return c.fail(what, err)
@@ -330,7 +330,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, eventType string) error 
 	if err != nil {
 		return err
 	}
-	_, err = c.w.ExecContext(ctx, `DELETE FROM peoplevox_subscriptions WHERE event_type = ?`, eventType)
+	_, err = c.exec(ctx, "a write", `DELETE FROM peoplevox_subscriptions WHERE event_type = ?`, eventType)
 	return c.fail("forgetting the Peoplevox "+eventType+" subscriptions", err)
 }
 
@@ -341,6 +341,6 @@ func (s *Store) DeleteSubscriptionID(ctx context.Context, eventType string, id i
 	if err != nil {
 		return err
 	}
-	_, err = c.w.ExecContext(ctx, `DELETE FROM peoplevox_subscriptions WHERE event_type = ? AND subscription_id = ?`, eventType, id)
+	_, err = c.exec(ctx, "a write", `DELETE FROM peoplevox_subscriptions WHERE event_type = ? AND subscription_id = ?`, eventType, id)
 	return c.fail(fmt.Sprintf("forgetting Peoplevox %s subscription %d", eventType, id), err)
 }

@@ -103,12 +103,18 @@ type Store struct {
 
 // core is the database behind one or more Store handles.
 type core struct {
+	writes  chan *writeReq // to the committer (see write)
+	stop    chan struct{}  // closed by close: the committer ends
+	stopped chan struct{}  // closed by the committer when it has ended
+
 	dsn    string  // as given by the caller, for messages
 	where  string  // human description of the location, for messages
 	w      *sql.DB // the single writer connection
 	r      *sql.DB // read-only pool (== w for in-memory databases)
 	now    func() time.Time
 	lastKV atomic.Int64 // unix nanos of the last expired-KV sweep
+
+	closeOnce sync.Once
 }
 
 // target is a parsed DSN.
@@ -214,7 +220,7 @@ func openCore(ctx context.Context, dsn string) (*core, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &core{dsn: dsn, now: time.Now}
+	c := &core{dsn: dsn, now: time.Now, writes: make(chan *writeReq), stop: make(chan struct{}), stopped: make(chan struct{})}
 	if t.memory {
 		c.where = "in memory (" + t.uri + ")"
 		// One connection for everything: a :memory: database exists per
@@ -265,6 +271,7 @@ func openCore(ctx context.Context, dsn string) (*core, error) {
 		r.SetMaxIdleConns(readPoolSize)
 		c.r = r
 	}
+	go c.commitLoop()
 	if err := c.w.PingContext(ctx); err != nil {
 		_ = c.close()
 		return nil, fmt.Errorf("cannot open store %s: %w: check the path is an SQLite file (or absent) in a writable directory, or set %s", c.where, err, EnvDSN)
@@ -277,6 +284,8 @@ func openCore(ctx context.Context, dsn string) (*core, error) {
 }
 
 func (c *core) close() error {
+	c.closeOnce.Do(func() { close(c.stop) })
+	<-c.stopped
 	var errs []error
 	if c.r != nil && c.r != c.w {
 		errs = append(errs, c.r.Close())
@@ -389,20 +398,144 @@ func Shared(ctx context.Context, dsn string) (*Store, error) {
 
 // write runs fn in a write transaction (BEGIN IMMEDIATE on the single writer
 // connection). fn must use only tx: calling another Store method from fn
-// would wait for the writer connection fn holds.
+// would wait for the writer fn holds.
+//
+// Writes are group-committed: every pipeline of the process shares the one
+// writer, and when several write at once (acceptance, callbacks, imports,
+// stock) the committer runs the waiting ones in one transaction, each fn in
+// its own savepoint so that one failing fn is rolled back alone. A caller
+// returns only once its write is committed (or has failed), exactly as with
+// a transaction of its own; under load there are far fewer BEGIN/COMMIT
+// round trips and hand-overs of the connection.
 func (c *core) write(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
-	tx, err := c.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store %s: %s: cannot start a transaction: %w", c.where, what, err)
+	req := &writeReq{ctx: ctx, what: what, fn: fn, done: make(chan error, 1)}
+	select {
+	case c.writes <- req:
+	case <-c.stop:
+		return fmt.Errorf("store %s: %s: %w: open a new handle with store.Shared", c.where, what, ErrClosed)
 	}
-	if err := fn(tx); err != nil {
+	return <-req.done
+}
+
+// writeReq is one write waiting for the committer.
+type writeReq struct {
+	ctx  context.Context
+	what string
+	fn   func(tx *sql.Tx) error
+	done chan error
+}
+
+// maxGroup bounds the writes committed together.
+const maxGroup = 64
+
+// commitLoop is the committer: it takes the waiting writes, up to maxGroup,
+// and commits them together until the store closes.
+func (c *core) commitLoop() {
+	defer close(c.stopped)
+	for {
+		var first *writeReq
+		select {
+		case first = <-c.writes:
+		case <-c.stop:
+			return
+		}
+		group := []*writeReq{first}
+	gather:
+		for len(group) < maxGroup {
+			select {
+			case r := <-c.writes:
+				group = append(group, r)
+			default:
+				break gather
+			}
+		}
+		c.commitGroup(group)
+	}
+}
+
+// commitGroup runs a group of writes in one transaction.
+func (c *core) commitGroup(group []*writeReq) {
+	if len(group) == 1 {
+		r := group[0]
+		r.done <- c.writeAlone(r)
+		return
+	}
+	errs := make([]error, len(group))
+	tx, err := c.w.BeginTx(context.Background(), nil)
+	if err != nil {
+		for _, r := range group {
+			r.done <- fmt.Errorf("store %s: %s: cannot start a transaction: %w", c.where, r.what, err)
+		}
+		return
+	}
+	bg := context.Background()
+	for i, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			errs[i] = fmt.Errorf("store %s: %s: %w", c.where, r.what, err)
+			continue
+		}
+		if _, err := tx.ExecContext(bg, `SAVEPOINT w`); err != nil {
+			c.abortGroup(tx, group, err)
+			return
+		}
+		if err := r.fn(tx); err != nil {
+			errs[i] = err
+			if _, rerr := tx.ExecContext(bg, `ROLLBACK TO w`); rerr != nil {
+				c.abortGroup(tx, group, rerr)
+				return
+			}
+		}
+		if _, err := tx.ExecContext(bg, `RELEASE w`); err != nil {
+			c.abortGroup(tx, group, err)
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		for i, r := range group {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("store %s: %s: commit failed: %w", c.where, r.what, err)
+			}
+		}
+	}
+	for i, r := range group {
+		r.done <- errs[i]
+	}
+}
+
+// abortGroup rolls a group's transaction back after a savepoint failed
+// (the connection is in trouble) and fails every write of it.
+func (c *core) abortGroup(tx *sql.Tx, group []*writeReq, err error) {
+	_ = tx.Rollback()
+	for _, r := range group {
+		r.done <- fmt.Errorf("store %s: %s: the write was rolled back with %d others: %w", c.where, r.what, len(group)-1, err)
+	}
+}
+
+// writeAlone is one write in a transaction of its own.
+func (c *core) writeAlone(r *writeReq) error {
+	tx, err := c.w.BeginTx(r.ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store %s: %s: cannot start a transaction: %w", c.where, r.what, err)
+	}
+	if err := r.fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store %s: %s: commit failed: %w", c.where, what, err)
+		return fmt.Errorf("store %s: %s: commit failed: %w", c.where, r.what, err)
 	}
 	return nil
+}
+
+// exec is one statement through the committer (see write).
+func (c *core) exec(ctx context.Context, what, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := c.write(ctx, what, func(tx *sql.Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
 }
 
 // read runs fn in a read transaction, so that multi-query reads (an order and

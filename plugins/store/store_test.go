@@ -3,6 +3,7 @@ package store
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -379,5 +380,40 @@ func checkSample(t *testing.T, s *Store) {
 	}
 	if v, err := s.KVGet(ctx, "dedupe", "k"); err != nil || string(v) != "v" {
 		t.Fatalf("kv after reopen: %q %v", v, err)
+	}
+}
+
+// TestGroupCommitIsolatesFailures: 200 writes at once are committed in
+// groups; a write whose fn fails after writing is rolled back alone (its
+// savepoint), every other write of its group is committed, and each caller
+// gets its own outcome.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	s, _, _ := openFile(t)
+	ctx := t.Context()
+	const n = 200
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.c.write(ctx, fmt.Sprintf("write %d", i), func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO kv (ns, k, v) VALUES ('g', ?, x'00')`, fmt.Sprint(i)); err != nil {
+					return err
+				}
+				if i%7 == 0 {
+					return fmt.Errorf("write %d fails after writing", i)
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		_, err := s.KVGet(ctx, "g", fmt.Sprint(i))
+		switch {
+		case i%7 == 0 && (errs[i] == nil || !errors.Is(err, ErrNotFound)):
+			t.Errorf("write %d failed in its fn: caller got %v, key read %v; want its error and no key", i, errs[i], err)
+		case i%7 != 0 && (errs[i] != nil || err != nil):
+			t.Errorf("write %d: caller got %v, key read %v; want committed", i, errs[i], err)
+		}
 	}
 }
