@@ -64,7 +64,14 @@ func startConnector(t testing.TB, sb *harness.Sandboxes, dsn string, extraEnv ma
 	}
 	c := &connector{t: t, cmd: cmd, log: logPath, done: make(chan error, 1)}
 	go func() { c.done <- cmd.Wait(); _ = logFile.Close() }()
-	t.Cleanup(func() { c.stop() })
+	t.Cleanup(func() {
+		c.stop()
+		// Under `go test -race` the binary is built with -race too: a race
+		// in the connector is a failure of the test that ran it.
+		if b, err := os.ReadFile(logPath); err == nil && strings.Contains(string(b), "WARNING: DATA RACE") {
+			t.Errorf("the connector hit a data race; its log: %s\n%s", logPath, c.logTail())
+		}
+	})
 	return c
 }
 
