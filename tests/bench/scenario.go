@@ -41,9 +41,29 @@ type Scenario struct {
 	BacklogOrders int
 }
 
-// Scenarios returns the four named scenarios, full size or reduced for CI.
+// Scenarios returns the named scenarios (the four, and acceptance
+// latency on a slow clock), full size or reduced for CI.
 func Scenarios(full bool) []Scenario {
-	return []Scenario{flashSale(full), steadyDay(full), mondayBacklog(full), catalogue(full)}
+	return []Scenario{flashSale(full), steadyDay(full), mondayBacklog(full), catalogue(full), acceptance(full)}
+}
+
+// acceptance: a steady stream of new orders on a slow clock, where one real
+// second of the connector's own processing is not minutes of sandbox time,
+// to measure acceptance latency against what Mirakl's OR11 budget allows
+// (one poll a minute): the target is p99 within one poll interval plus 5 s.
+func acceptance(full bool) Scenario {
+	const seed = 41
+	perMinute := 10.0
+	horizon := time.Duration(pick(full, 30, 5)) * time.Minute
+	speed := float64(pick(full, 20, 60))
+	cat := harness.DefaultCatalogue(100, seed)
+	return Scenario{
+		Name: "acceptance", Speed: speed, Seed: seed, Catalogue: cat, Horizon: horizon,
+		Sizes: fmt.Sprintf("%g new orders a minute for %s, 100 SKUs, clock ×%g", perMinute, horizon, speed),
+		Load: func(ctx context.Context, sb *harness.Sandboxes, _ *Recorder) {
+			sb.Mirakl.StartGenerator(msandbox.Generator{Seed: seed, OrdersPerMinute: perMinute})
+		},
+	}
 }
 
 func pick(full bool, f, r int) int {
