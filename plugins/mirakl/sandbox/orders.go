@@ -186,6 +186,9 @@ type LineView struct {
 	InShipments int             `json:"in_shipments"`
 	Canceled    int             `json:"canceled"`
 	UnitPrice   decimal.Decimal `json:"unit_price"`
+	// ShippingPrice is the line's shipping fee (Mirakl puts the order's fee
+	// on its first line), so a test can check totals to the penny.
+	ShippingPrice decimal.Decimal `json:"shipping_price"`
 }
 
 // OrderView is a test/truth view of an order.
@@ -214,7 +217,7 @@ func viewOrder(o *order) OrderView {
 	}
 	for _, l := range o.Lines {
 		v.Lines = append(v.Lines, LineView{ID: l.ID, SKU: l.SKU, Quantity: l.Quantity, State: l.State,
-			Shipped: l.Shipped, InShipments: l.InShipments, Canceled: l.Canceled, UnitPrice: l.UnitPrice})
+			Shipped: l.Shipped, InShipments: l.InShipments, Canceled: l.Canceled, UnitPrice: l.UnitPrice, ShippingPrice: l.ShippingPrice})
 	}
 	return v
 }
