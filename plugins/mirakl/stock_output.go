@@ -482,8 +482,18 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		q := StockQuantity(*avail, demand[r.SKU]+margin, r.Rule)
 		m, known := live[r.SKU]
 		if known {
+			// For a SKU the full sync may re-anchor: the units the ledger
+			// knows were sold since mpvx last pushed it.
+			sold := -1
+			if r.FullSync && margin == 0 && demand[r.SKU] == 0 && q > m && r.PushedAt != nil && r.PushedQuantity != nil {
+				since, err := o.st.RecentDemand(ctx, []string{r.SKU}, *r.PushedAt)
+				if err != nil {
+					return err
+				}
+				sold = since[r.SKU]
+			}
 			var held int
-			q, held = capRaise(q, m, *avail, margin, demand[r.SKU], r, o.trustFirst)
+			q, held = capRaise(q, m, *avail, margin, demand[r.SKU], sold, r, o.trustFirst)
 			st.HeldBack = &held
 		}
 		if r.FullSync {
@@ -546,14 +556,22 @@ func (o *stockOutput) flush(ctx context.Context) error {
 // units it knows are real: stock Peoplevox received since the last
 // computation, and units it held back itself (the flash margin). A SKU seen
 // for the first time is capped at Mirakl's figure unless trustFirst.
-func capRaise(q, m, avail, margin, demand int, r store.StockRow, trustFirst bool) (int, int) {
+//
+// sold is the units the ledger knows were sold since mpvx last pushed the
+// SKU (-1: not read).
+func capRaise(q, m, avail, margin, demand, sold int, r store.StockRow, trustFirst bool) (int, int) {
 	// The full sync re-anchors a SKU that is not selling: Peoplevox is the
-	// master, and any entitlement lost to a missed event is restored. Not
-	// while orders of it are still on their way to Peoplevox (open demand):
-	// the ledger may not know all of them yet (the order feed behind a
-	// backlog, a restart), and raising Mirakl to Available minus the demand
-	// it knows would sell those units twice.
-	if r.FullSync && margin == 0 && demand == 0 && r.AnchorAvailable != nil {
+	// master, and any entitlement lost to a missed event is restored. The
+	// ledger alone cannot tell that a SKU is not selling: it learns of an
+	// order up to an OR11 interval late (later behind a backlog or after a
+	// restart), and raising Mirakl to Available minus the demand it knows
+	// would sell the units of the orders it does not know yet twice (in a
+	// flash sale, dozens a minute). So no order of the SKU may be on its
+	// way to Peoplevox, and the ledger must account for every unit Mirakl
+	// sold since the last push: what Mirakl shows plus the units the ledger
+	// knows were sold since is at least what was pushed.
+	if r.FullSync && margin == 0 && demand == 0 && r.AnchorAvailable != nil &&
+		r.PushedQuantity != nil && sold >= 0 && m+sold >= *r.PushedQuantity {
 		return q, 0
 	}
 	if r.AnchorAvailable == nil {

@@ -56,20 +56,27 @@ func TestCapRaise(t *testing.T) {
 	cases := []struct {
 		name                        string
 		q, m, avail, margin, demand int
+		sold                        int
 		row                         store.StockRow
 		wantQ, wantHeld             int
 	}{
-		{"lowering is always allowed", 5, 9, 5, 0, 0, store.StockRow{AnchorAvailable: n(9)}, 5, 0},
-		{"no raise without entitlement", 12, 7, 12, 0, 0, store.StockRow{AnchorAvailable: n(12)}, 7, 0},
-		{"received stock raises by what was received", 15, 7, 15, 0, 0, store.StockRow{AnchorAvailable: n(12)}, 10, 0},
-		{"the full sync restores a SKU that is not selling", 12, 7, 12, 0, 0, store.StockRow{AnchorAvailable: n(12), FullSync: true}, 12, 0},
+		{"lowering is always allowed", 5, 9, 5, 0, 0, -1, store.StockRow{AnchorAvailable: n(9)}, 5, 0},
+		{"no raise without entitlement", 12, 7, 12, 0, 0, -1, store.StockRow{AnchorAvailable: n(12)}, 7, 0},
+		{"received stock raises by what was received", 15, 7, 15, 0, 0, -1, store.StockRow{AnchorAvailable: n(12)}, 10, 0},
+		// Pushed 20, 13 sold since (all in the ledger and in Peoplevox),
+		// 5 received, whose entitlement was netted against the allocations.
+		{"the full sync restores a SKU that is not selling", 12, 7, 12, 0, 0, 13, store.StockRow{AnchorAvailable: n(12), FullSync: true, PushedQuantity: n(20)}, 12, 0},
 		// Sold out on Mirakl, 14 units in Peoplevox, 12 of the 14 orders
 		// known to the ledger: raising to 2 would sell 2 units twice.
-		{"not while orders are on their way to Peoplevox", 2, 0, 14, 0, 12, store.StockRow{AnchorAvailable: n(14), FullSync: true}, 0, 0},
-		{"not while the SKU is selling", 10, 7, 12, 2, 0, store.StockRow{AnchorAvailable: n(12), FullSync: true}, 7, 0},
+		{"not while orders are on their way to Peoplevox", 2, 0, 14, 0, 12, 14, store.StockRow{AnchorAvailable: n(14), FullSync: true, PushedQuantity: n(14)}, 0, 0},
+		{"not while the SKU is selling", 10, 7, 12, 2, 0, 5, store.StockRow{AnchorAvailable: n(12), FullSync: true, PushedQuantity: n(12)}, 7, 0},
+		// 7 units, 6 sold on Mirakl in the minute since the last OR11 poll:
+		// the ledger knows none of them, Mirakl shows 1.
+		{"not when Mirakl sold what the ledger does not know", 7, 1, 7, 0, 0, 0, store.StockRow{AnchorAvailable: n(7), FullSync: true, PushedQuantity: n(7)}, 1, 0},
+		{"not when mpvx never pushed it", 7, 1, 7, 0, 0, -1, store.StockRow{AnchorAvailable: n(7), FullSync: true}, 1, 0},
 	}
 	for _, c := range cases {
-		q, held := capRaise(c.q, c.m, c.avail, c.margin, c.demand, c.row, false)
+		q, held := capRaise(c.q, c.m, c.avail, c.margin, c.demand, c.sold, c.row, false)
 		if q != c.wantQ || held != c.wantHeld {
 			t.Errorf("%s: capRaise = %d (held %d), want %d (held %d)", c.name, q, held, c.wantQ, c.wantHeld)
 		}
