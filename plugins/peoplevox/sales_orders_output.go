@@ -486,35 +486,37 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 		}
 	}
 
-	// Lines of every order whose header is in Peoplevox.
-	var lineRows []map[string]string
-	var lineDocs []*salesOrderDoc
+	// Lines of every order whose header is in Peoplevox, in SaveData calls
+	// of at most 100 rows that never split an order, sent at once: the
+	// warehouse may start on a Sales Order as soon as it exists, so an
+	// order's lines must follow its header in one call, and soon.
 	lineKey := o.name("Line")
-	for _, d := range todo {
-		if failures[d.index] != nil {
+	chunks := lineChunks(todo, existing, failures, lineKey, DefaultBatchSize)
+	var wg sync.WaitGroup
+	for i := range chunks {
+		wg.Go(func() {
+			chunks[i].res, chunks[i].err = o.client.SaveRows(ctx, o.linesTemplate, chunks[i].rows, ActionNone)
+		})
+	}
+	wg.Wait()
+	var unsentErr error
+	for _, ch := range chunks {
+		if err := unsent(ch.res, ch.err); err != nil {
+			unsentErr = err
 			continue
 		}
-		ex := existing[d.number]
-		for _, r := range d.rows {
-			if ex.lines[r[lineKey]] {
-				continue // written by an earlier attempt
+		for i, r := range ch.res {
+			if i < len(ch.docs) && !r.OK() && failures[ch.docs[i].index] == nil {
+				d := ch.docs[i]
+				failures[d.index] = &orderFailure{typ: "import_failed",
+					err: fmt.Errorf("order %s: Peoplevox refused line %s of Sales Order %s: %v; the header exists, fix the line and replay (lines already written are not duplicated)", d.OrderID, ch.rows[i][lineKey], d.number, r.Err)}
 			}
-			lineRows = append(lineRows, r)
-			lineDocs = append(lineDocs, d)
 		}
 	}
-	if len(lineRows) > 0 {
-		res, err := o.client.SaveRows(ctx, o.linesTemplate, lineRows, ActionNone)
-		if err := unsent(res, err); err != nil {
-			return err
-		}
-		for i, r := range res {
-			if i < len(lineDocs) && !r.OK() && failures[lineDocs[i].index] == nil {
-				d := lineDocs[i]
-				failures[d.index] = &orderFailure{typ: "import_failed",
-					err: fmt.Errorf("order %s: Peoplevox refused line %s of Sales Order %s: %v; the header exists, fix the line and replay (lines already written are not duplicated)", d.OrderID, lineRows[i][lineKey], d.number, r.Err)}
-			}
-		}
+	if unsentErr != nil {
+		// Some lines did not reach Peoplevox: retry the write (it reads
+		// before writing, so lines that did arrive are not sent again).
+		return unsentErr
 	}
 
 	now := time.Now().UTC()
@@ -538,6 +540,49 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 		}
 	}
 	return nil
+}
+
+// lineChunks groups the lines still missing in Peoplevox of the orders
+// without a failure into calls of at most size rows, never splitting an
+// order (an order with more lines than size gets a call of its own).
+func lineChunks(docs []*salesOrderDoc, existing map[string]existingOrder, failures map[int]*orderFailure, lineKey string, size int) []lineChunk {
+	var chunks []lineChunk
+	var cur lineChunk
+	for _, d := range docs {
+		if failures[d.index] != nil {
+			continue
+		}
+		ex := existing[d.number]
+		var rows []map[string]string
+		for _, r := range d.rows {
+			if !ex.lines[r[lineKey]] { // else written by an earlier attempt
+				rows = append(rows, r)
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		if len(cur.rows) > 0 && len(cur.rows)+len(rows) > size {
+			chunks = append(chunks, cur)
+			cur = lineChunk{}
+		}
+		for _, r := range rows {
+			cur.rows = append(cur.rows, r)
+			cur.docs = append(cur.docs, d)
+		}
+	}
+	if len(cur.rows) > 0 {
+		chunks = append(chunks, cur)
+	}
+	return chunks
+}
+
+// lineChunk is one SaveData call of Sales Order lines and its outcome.
+type lineChunk struct {
+	rows []map[string]string
+	docs []*salesOrderDoc // the order of each row
+	res  []RowResult
+	err  error
 }
 
 // unsent returns err when some rows never reached Peoplevox (a call of a

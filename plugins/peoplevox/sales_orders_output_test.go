@@ -94,3 +94,44 @@ func TestSalesOrdersConcurrentBatchesWriteEachOrderOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestSalesOrderLineChunksNeverSplitAnOrder: lines go in calls of at most
+// 100 rows that never split an order (the warehouse may start on an order as
+// soon as it exists, so its lines must arrive in one call); lines already in
+// Peoplevox and orders that failed are left out.
+func TestSalesOrderLineChunksNeverSplitAnOrder(t *testing.T) {
+	var docs []*salesOrderDoc
+	existing := map[string]existingOrder{}
+	failures := map[int]*orderFailure{}
+	for i := range 45 {
+		d := &salesOrderDoc{OrderID: fmt.Sprintf("O-%d", i), number: fmt.Sprintf("O-%d", i), index: i}
+		for l := 1; l <= 3; l++ {
+			d.rows = append(d.rows, map[string]string{"Line": fmt.Sprintf("O-%d-%d", i, l)})
+		}
+		docs = append(docs, d)
+	}
+	existing["O-0"] = existingOrder{status: "New", lines: map[string]bool{"O-0-1": true}} // one line already there
+	failures[1] = fail("import_failed", "header refused")                                 // header refused: no lines
+
+	chunks := lineChunks(docs, existing, failures, "Line", 100)
+	seen := map[string]int{}
+	rows := 0
+	for ci, ch := range chunks {
+		if len(ch.rows) > 100 {
+			t.Errorf("call %d has %d rows, want at most 100", ci, len(ch.rows))
+		}
+		for i, r := range ch.rows {
+			rows++
+			if prev, ok := seen[ch.docs[i].OrderID]; ok && prev != ci {
+				t.Errorf("order %s is split between calls %d and %d", ch.docs[i].OrderID, prev, ci)
+			}
+			seen[ch.docs[i].OrderID] = ci
+			if r["Line"] == "O-0-1" || ch.docs[i].OrderID == "O-1" {
+				t.Errorf("line %s sent although it is in Peoplevox or its order failed", r["Line"])
+			}
+		}
+	}
+	if want := 45*3 - 1 - 3; rows != want || len(chunks) != 2 {
+		t.Errorf("%d rows in %d calls, want %d rows in 2 calls", rows, len(chunks), want)
+	}
+}
