@@ -19,6 +19,7 @@ const (
 	icFieldOnUnknown = "on_unknown"
 	icFieldMaxWait   = "max_wait"
 	icFieldOnUnavail = "on_unavailable"
+	icFieldRetryFor  = "max_transient_wait"
 )
 
 func itemCheckSpec() *service.ConfigSpec {
@@ -55,7 +56,9 @@ flags the message with `+"`exception_type: import_failed`"+` instead.`).
 			service.NewDurationField(icFieldMaxWait).Default("0s").
 				Description("Longest wait for Peoplevox per batch; 0 = the client's own timeouts. The accept flow sets a few seconds so acceptance never waits on the warehouse."),
 			service.NewStringEnumField(icFieldOnUnavail, "error", "pass").Default("error").
-				Description("When Peoplevox cannot answer (or not within `max_wait`): `error` flags the messages (exception_type import_failed); `pass` lets them through with `pvx_check: unavailable` metadata."),
+				Description("When Peoplevox cannot answer (or not within `max_wait`): `error` flags the messages (exception_type import_failed) once transient failures have lasted `max_transient_wait`; `pass` lets them through at once with `pvx_check: unavailable` metadata."),
+			service.NewDurationField(icFieldRetryFor).Default("5m").Advanced().
+				Description("With `on_unavailable: error`, how long transient Peoplevox failures (timeouts, 5xx, HTML pages, expired sessions) are retried, backing off from 1 s to 30 s, before the messages are flagged."),
 		)
 }
 
@@ -76,7 +79,8 @@ type itemCheck struct {
 	pass     bool
 	log      *service.Logger
 
-	codes *itemCodes // shared by every item check of this tenant
+	codes         *itemCodes // shared by every item check of this tenant
+	transientWait time.Duration
 }
 
 func newItemCheckFromParsed(conf *service.ParsedConfig, mgr *service.Resources) (*itemCheck, error) {
@@ -110,6 +114,9 @@ func newItemCheckFromParsed(conf *service.ParsedConfig, mgr *service.Resources) 
 		return nil, err
 	}
 	p.pass = unavail == "pass"
+	if p.transientWait, err = conf.FieldDuration(icFieldRetryFor); err != nil {
+		return nil, err
+	}
 	p.codes = sharedItemCodes(p.client, p.template, p.field)
 	return p, nil
 }
@@ -156,7 +163,17 @@ func (p *itemCheck) ProcessBatch(ctx context.Context, batch service.MessageBatch
 			lctx, cancel = context.WithTimeout(ctx, p.maxWait)
 			defer cancel()
 		}
-		if err := p.codes.resolve(lctx, missing, now); err != nil {
+		var err error
+		if p.pass {
+			err = p.codes.resolve(lctx, missing, now)
+		} else {
+			// The import waits for Peoplevox rather than turn a slow
+			// moment into exceptions someone has to replay.
+			err = retryTransient(lctx, p.log, p.transientWait, "checking SKUs again", func(int) error {
+				return p.codes.resolve(lctx, missing, now)
+			})
+		}
+		if err != nil {
 			for i, skus := range perMsg {
 				if len(skus) == 0 || batch[i].GetError() != nil {
 					continue

@@ -696,14 +696,20 @@ func (o *salesOrdersOutput) cancelOrder(ctx context.Context, d *salesOrderDoc) e
 // withTransientRetry runs fn until it succeeds, fails permanently, or
 // transient failures have lasted longer than the configured wait.
 func (o *salesOrdersOutput) withTransientRetry(ctx context.Context, fn func(attempt int) error) error {
-	deadline := time.Now().Add(o.transientWait)
+	return retryTransient(ctx, o.log, o.transientWait, "reading before writing", fn)
+}
+
+// retryTransient runs fn until it succeeds, fails for good, or transient
+// failures have lasted longer than wait, backing off from 1 s to 30 s.
+func retryTransient(ctx context.Context, log *service.Logger, wait time.Duration, how string, fn func(attempt int) error) error {
+	deadline := time.Now().Add(wait)
 	delay := time.Second
 	for attempt := 1; ; attempt++ {
 		err := fn(attempt)
-		if err == nil || !transient(err) || time.Now().After(deadline) {
+		if err == nil || !transient(err) || time.Now().After(deadline) || ctx.Err() != nil {
 			return err
 		}
-		o.log.Warnf("Peoplevox failed transiently (%v); retrying in %s, reading before writing", err, delay)
+		log.Warnf("Peoplevox failed transiently (%v); retrying in %s, %s", err, delay, how)
 		d := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
 		t := time.NewTimer(d)
 		select {
@@ -724,5 +730,7 @@ func transient(err error) bool {
 	if errors.As(err, &of) {
 		return false
 	}
-	return errors.Is(err, ErrSessionExpired) || DefaultRetryPolicy.Retryable(err)
+	// A call that ran out of its own time (the tenant's calls all busy, a
+	// slow answer) is worth another try; the caller's end is checked apart.
+	return errors.Is(err, ErrSessionExpired) || errors.Is(err, context.DeadlineExceeded) || DefaultRetryPolicy.Retryable(err)
 }
