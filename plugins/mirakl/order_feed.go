@@ -417,7 +417,23 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 			s.advance(ctx, f)
 		}
 	}()
+	// An order on a page already read can change while later pages are
+	// read; its new last_updated_date may then be older than the newest
+	// date of the later pages. Every date on the first page is at most the
+	// time Mirakl served it, and whatever changed after that must be read
+	// again: so a poll of several pages moves the read position and the
+	// watermark no further than the first page's newest date.
+	pages := 0
+	var firstPageMax time.Time
 	drifted, err := f.client.EachOrderPage(ctx, p, func(page *OrderPage) error {
+		pages++
+		if pages == 1 {
+			for _, o := range page.Orders {
+				if o.LastUpdatedDate.After(firstPageMax) {
+					firstPageMax = o.LastUpdatedDate
+				}
+			}
+		}
 		previous, err := f.record(ctx, page.Orders)
 		if err != nil {
 			return err
@@ -450,6 +466,15 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 			s.mu.Unlock()
 		}
 		return err
+	}
+	if pages > 1 {
+		for s, t := range tracks {
+			s.mu.Lock()
+			if t.maxUpdated.After(firstPageMax) {
+				t.maxUpdated = firstPageMax
+			}
+			s.mu.Unlock()
+		}
 	}
 	if byWatermark {
 		for s, t := range tracks {

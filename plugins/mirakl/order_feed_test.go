@@ -3,6 +3,8 @@ package mirakl_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -127,4 +129,57 @@ func TestOrderFeedSlowFlowDoesNotHoldBackAnother(t *testing.T) {
 	if len(got) != 5 {
 		t.Errorf("the import flow got %d orders, want the 5 SHIPPING ones: %v", len(got), got)
 	}
+}
+
+// TestOrderFeedReadsAgainWhatChangedWhilePaging: while a poll reads its
+// second page, an order of the first page changes (accepted, now SHIPPING)
+// and, ten minutes later, an order of the second page too. The second
+// page's newest date is past the first change by more than the overlap, so
+// a watermark at the poll's newest date would skip the first order's new
+// version for good; the feed moves no further than the first page's newest
+// date and the import flow gets both orders.
+func TestOrderFeedReadsAgainWhatChangedWhilePaging(t *testing.T) {
+	e := newEnv(t, func(c *sandbox.Config) { c.DebitDelay = 0 })
+	e.seed("JM-TOP-12")
+	var ids []string
+	for range 150 {
+		ids = append(ids, e.order(line("JM-TOP-12", 1)))
+	}
+	accept := func(id string) {
+		o, _ := e.sb.Order(id)
+		var ds []mirakl.AcceptDecision
+		for _, l := range o.Lines {
+			ds = append(ds, mirakl.AcceptDecision{OrderLineID: l.ID, Accepted: true})
+		}
+		if err := e.client.AcceptOrder(context.Background(), id, ds); err != nil {
+			t.Error(err)
+		}
+	}
+	var once sync.Once
+	inner := e.sb.Handler()
+	mw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/orders" && r.URL.Query().Get("offset") == "100" {
+			once.Do(func() {
+				accept(ids[0])
+				e.sb.Clock().Advance(10 * time.Minute)
+				accept(ids[120])
+			})
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(mw.Close)
+	e.url = mw.URL
+
+	var mu sync.Mutex
+	got := map[string]bool{}
+	flowStream(t, e, t.TempDir()+"/feed.db", "import", "SHIPPING", "", func(id string) {
+		mu.Lock()
+		got[id] = true
+		mu.Unlock()
+	})
+	waitFor(t, "both orders that changed during the paging to reach the import flow", 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return got[ids[0]] && got[ids[120]]
+	})
 }
