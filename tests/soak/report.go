@@ -14,16 +14,16 @@ import (
 
 // Report is what one soak measured.
 type Report struct {
-	Orders    int      `json:"orders"`
-	SKUs      int      `json:"skus"`
-	Speed     float64  `json:"clock_speed"`
-	Window    int      `json:"window"`
-	Moves     float64  `json:"stock_moves_per_s"`
-	Pipelines []string `json:"pipelines"`
-	Command   string   `json:"command"`
-	Machine   string   `json:"machine"`
-	Started   time.Time
-	Err       string `json:"error,omitempty"`
+	Orders    int       `json:"orders"`
+	SKUs      int       `json:"skus"`
+	Speed     float64   `json:"clock_speed"`
+	Window    int       `json:"window"`
+	Moves     float64   `json:"stock_moves_per_s"`
+	Pipelines []string  `json:"pipelines"`
+	Command   string    `json:"command"`
+	Machine   string    `json:"machine"`
+	Started   time.Time `json:"started"`
+	Err       string    `json:"error,omitempty"`
 
 	WallSeconds   float64 `json:"wall_s"`
 	Placed        int     `json:"orders_placed"`
@@ -31,22 +31,27 @@ type Report struct {
 	StockMoves    int     `json:"stock_moves"`
 
 	Quarters []Quarter `json:"quarters"`
-	Whole    Quarter   `json:"whole_run"`
+	Idle     Quarter   `json:"idle_after_last_import"`
+	Whole    Quarter   `json:"whole_run"` // from the start to the last import
 	PeakRSS  int64     `json:"peak_rss_bytes"`
 
 	// From the sandboxes once the run ended.
-	OrdersByState map[string]int `json:"mirakl_orders_by_state"`
-	SalesOrders   int            `json:"sales_orders"`
-	NotImported   int            `json:"orders_not_imported"`
-	Violations    []string       `json:"exactly_once_violations,omitempty"`
-	AutoRefused   int            `json:"auto_refused"`
-	OversoldUnits int            `json:"oversold_units"`
-	RateLimited   int            `json:"http_429"`
-	MiraklCalls   map[string]int `json:"mirakl_calls"`
-	STO01Imports  int            `json:"sto01_files"`
-	Shipments     int            `json:"shipments"`
+	OrdersByState  map[string]int `json:"mirakl_orders_by_state"`
+	SalesOrders    int            `json:"sales_orders"`
+	NotImported    int            `json:"orders_not_imported"`
+	NotImportedIDs []string       `json:"orders_not_imported_first,omitempty"`
+	OpenExceptions map[string]int `json:"open_exceptions,omitempty"` // by type, the connector's mpvx_open_exceptions at the end
+	Violations     []string       `json:"exactly_once_violations,omitempty"`
+	AutoRefused    int            `json:"auto_refused"`
+	OversoldUnits  int            `json:"oversold_units"`
+	RateLimited    int            `json:"http_429"`
+	MiraklCalls    map[string]int `json:"mirakl_calls"`
+	STO01Imports   int            `json:"sto01_files"`
+	Shipments      int            `json:"shipments"`
+	Despatches     int            `json:"peoplevox_despatches"`
 
 	ConnectorLog    string   `json:"connector_log"`
+	Store           string   `json:"store"`
 	ConnectorErrors int      `json:"connector_error_lines"`
 	Samples         []Sample `json:"samples"`
 }
@@ -111,7 +116,16 @@ func (r *Report) summarise() {
 	for _, x := range s {
 		r.PeakRSS = max(r.PeakRSS, x.PeakRSS)
 	}
-	last := len(s) - 1
+	// The quarters end with the last import; what a stalled run waited
+	// after it is a row of its own.
+	final := len(s) - 1
+	last := final
+	for last > 0 && s[last-1].Imported == s[final].Imported {
+		last--
+	}
+	if last < final {
+		r.Idle = span("idle after the last import", s, last, final)
+	}
 	start := 0
 	for k := 0; k < 4; k++ {
 		end := last
@@ -126,7 +140,7 @@ func (r *Report) summarise() {
 		r.Quarters = append(r.Quarters, span(fmt.Sprintf("Q%d", k+1), s, start, end))
 		start = end
 	}
-	r.Whole = span("whole run", s, 0, last)
+	r.Whole = span("whole run (to the last import)", s, 0, last)
 }
 
 // FlatMemory compares heap after GC of the second and the last quarter
@@ -159,11 +173,11 @@ func (r *Report) Markdown() string {
 	b.WriteString("| quarter | wall s | orders imported | imported/s | accepted/s | stock SKUs pushed | shipments | connector CPU % | sandboxes CPU % | heap after GC MB (median / end) | RSS MB (max / end) | goroutines (end) |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var unreached []string
-	for _, q := range append(append([]Quarter(nil), r.Quarters...), r.Whole) {
+	for _, q := range append(append([]Quarter(nil), r.Quarters...), r.Idle, r.Whole) {
 		if q.Name == "" {
 			continue
 		}
-		if r.Err != "" && q.Name != "whole run" && q.seconds() == 0 && q.Imported == 0 {
+		if r.Err != "" && strings.HasPrefix(q.Name, "Q") && q.seconds() == 0 && q.Imported == 0 {
 			unreached = append(unreached, q.Name)
 			continue
 		}
@@ -180,13 +194,20 @@ func (r *Report) Markdown() string {
 	}
 	b.WriteString("\n")
 	w := r.Whole
-	fmt.Fprintf(&b, "- throughput: %s orders accepted/s and %s imported/s (real time, whole run), %d stock SKU lines pushed in %d STO01 files, %d shipments; %.0f s wall\n",
-		w.rate(w.Accepted), w.rate(w.Imported), w.SKUsPushed, r.STO01Imports, r.Shipments, r.WallSeconds)
+	despatches := ""
+	if r.Despatches > 0 {
+		despatches = fmt.Sprintf(" for %d Peoplevox despatches", r.Despatches)
+	}
+	fmt.Fprintf(&b, "- throughput: %s orders accepted/s and %s imported/s (real time, start to last import), %d stock SKU lines pushed in %d STO01 files, %d shipments%s; %.0f s wall\n",
+		w.rate(w.Accepted), w.rate(w.Imported), w.SKUsPushed, r.STO01Imports, r.Shipments, despatches, r.WallSeconds)
 	fmt.Fprintf(&b, "- connector peak RSS (VmHWM): %s MB; CPU %.0f s; sandboxes and load (this process) CPU %.0f s\n", mb(r.PeakRSS), w.CPU, w.SandboxCPU)
-	if g, share, ok := r.FlatMemory(); ok && r.Err == "" {
-		verdict := "flat (within 5%)"
+	if g, share, ok := r.FlatMemory(); ok && (r.Err == "" || r.Quarters[3].seconds() > 0) {
+		verdict := "flat (no growth beyond 5%)"
 		if share > 0.05 {
 			verdict = "**grows**"
+		}
+		if r.Err != "" {
+			verdict += "; the run ended before every order was imported"
 		}
 		fmt.Fprintf(&b, "- heap after GC, median of Q2 → Q4: %s → %s MB (%+.1f MB, %+.1f%%): %s\n",
 			mb(r.Quarters[1].HeapMedian), mb(r.Quarters[3].HeapMedian), float64(g)/(1<<20), 100*share, verdict)
@@ -201,6 +222,10 @@ func (r *Report) Markdown() string {
 		once = fmt.Sprintf("**no**: %d not imported", r.NotImported)
 	}
 	fmt.Fprintf(&b, "- every order imported exactly once: %s (%d placed, %d Sales Orders, %d not placed: offer too low)\n", once, r.Placed, r.SalesOrders, r.PlaceFailures)
+	if len(r.NotImportedIDs) > 0 {
+		fmt.Fprintf(&b, "- not imported: %s\n", strings.Join(r.NotImportedIDs, ", "))
+	}
+	fmt.Fprintf(&b, "- open exceptions at the end: %s\n", states(r.OpenExceptions))
 	fmt.Fprintf(&b, "- Mirakl: orders by state %s; %d auto-refused, %d units oversold, %d × 429\n", states(r.OrdersByState), r.AutoRefused, r.OversoldUnits, r.RateLimited)
 	fmt.Fprintf(&b, "- Mirakl calls: %s\n", states(r.MiraklCalls))
 	fmt.Fprintf(&b, "- connector log: %d error lines during the run\n", r.ConnectorErrors)
@@ -226,7 +251,7 @@ func states(m map[string]int) string {
 }
 
 // Write puts soak.md, soak.json (with every sample) and the connector's log
-// in dir.
+// in dir, and its store when orders went missing.
 func (r *Report) Write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -241,9 +266,21 @@ func (r *Report) Write(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "soak.json"), j, 0o644); err != nil {
 		return err
 	}
-	if r.ConnectorLog != "" {
-		if b, err := os.ReadFile(r.ConnectorLog); err == nil {
-			return os.WriteFile(filepath.Join(dir, "mpvx.log"), b, 0o644)
+	files := map[string]string{"mpvx.log": r.ConnectorLog}
+	if r.Store != "" && (r.NotImported > 0 || len(r.Violations) > 0) {
+		// Orders went missing: keep the connector's store to find out why.
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			files["mpvx.db"+suffix] = r.Store + suffix
+		}
+	}
+	for name, from := range files {
+		if from == "" {
+			continue
+		}
+		if b, err := os.ReadFile(from); err == nil {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -128,6 +128,15 @@ func runSoak(ctx context.Context, cfg Config, rep *Report) error {
 	rep.Placed, rep.PlaceFailures, rep.StockMoves = int(r.placed.Load()), int(r.failed.Load()), int(r.moved.Load())
 	// Errors logged while it ran, not those of the shutdown that follows.
 	rep.ConnectorErrors = countErrorLines(c.log)
+	rep.Store = filepath.Join(cfg.Scratch, "mpvx.db")
+	if body, err := smp.get(context.Background(), "/metrics"); err == nil {
+		rep.OpenExceptions = map[string]int{}
+		for typ, n := range labelled(body, "mpvx_open_exceptions", "type") {
+			if n > 0 {
+				rep.OpenExceptions[typ] = int(n)
+			}
+		}
+	}
 	r.truth(rep)
 	return err
 }
@@ -308,6 +317,12 @@ func (r *run) truth(rep *Report) {
 		delete(placed, so.SalesOrderNumber)
 	}
 	rep.NotImported = len(placed)
+	for _, o := range mt.Orders { // creation order
+		if placed[o.ID] && len(rep.NotImportedIDs) < 20 {
+			rep.NotImportedIDs = append(rep.NotImportedIDs, o.ID+" ("+o.State+")")
+		}
+	}
+	rep.Despatches = len(r.sb.Peoplevox.Despatches())
 }
 
 // connector is the real binary running the pipelines.

@@ -143,6 +143,38 @@ func parseMetrics(body []byte) map[string]float64 {
 	return out
 }
 
+// labelled sums the samples of one metric family by the value of one label.
+func labelled(body []byte, name, label string) map[string]float64 {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	key := label + "=\""
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name+"{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		i := strings.Index(labels, key)
+		if i < 0 {
+			continue
+		}
+		v, _, _ := strings.Cut(labels[i+len(key):], "\"")
+		f := strings.Fields(value)
+		if len(f) == 0 {
+			continue
+		}
+		if n, err := strconv.ParseFloat(f[0], 64); err == nil {
+			out[v] += n
+		}
+	}
+	return out
+}
+
 // parseMemStats reads the "# Name = value" lines a debug=1 heap profile
 // ends with.
 func parseMemStats(body []byte) map[string]int64 {
