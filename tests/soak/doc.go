@@ -32,7 +32,12 @@
 // MPVX_SOAK_MOVES (stock moves per real second, default 20),
 // MPVX_SOAK_PIPELINES (comma-separated), MPVX_SOAK_SAMPLE (memory sampling
 // period, default 5s), MPVX_SOAK_STALL (give up after no import for this
-// long, default 3m), MPVX_SOAK_OUT (default tests/out/soak; the reduced form
-// writes under reduced/). The table goes to stdout and soak.md, every
-// sample to soak.json, the connector's log to mpvx.log.
+// long, default 3m), MPVX_SOAK_FULL_SYNC (real interval of stock_full_sync
+// instead of 15 sandbox minutes), MPVX_SOAK_OUT (default tests/out/soak; the
+// reduced form writes under reduced/), MPVX_SOAK_PPROF (an address: pprof of
+// this process, which runs both sandboxes). The table goes to stdout and
+// soak.md, every sample to soak.json, the connector's log to mpvx.log (and
+// its store to mpvx.db when orders went missing). ^C ends a run early and
+// still writes what was measured; MPVX_SOAK_RENDER=path/to/soak.json writes
+// soak.md again from the samples.
 package soak
