@@ -386,22 +386,28 @@ func decode(op Operation, resp *response, out any) error {
 // getJSON is do + decode for reads, retrying a body that does not decode
 // (truncated answers) like any transient failure.
 func (c *Client) getJSON(ctx context.Context, req request, out any) error {
+	_, err := c.getJSONResp(ctx, req, out)
+	return err
+}
+
+// getJSONResp is getJSON that also returns the answer (its headers).
+func (c *Client) getJSONResp(ctx context.Context, req request, out any) (*response, error) {
 	var lastErr error
 	for attempt := 1; attempt <= c.retry.MaxAttempts; attempt++ {
 		resp, err := c.do(ctx, req)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := decode(req.op, resp, out); err != nil {
 			lastErr = err
 			if attempt < c.retry.MaxAttempts {
 				if err := sleepCtx(ctx, c.retry.Backoff(attempt)); err != nil {
-					return err
+					return nil, err
 				}
 			}
 			continue
 		}
-		return nil
+		return resp, nil
 	}
-	return lastErr
+	return nil, lastErr
 }

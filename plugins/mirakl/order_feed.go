@@ -419,18 +419,23 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 	}()
 	// An order on a page already read can change while later pages are
 	// read; its new last_updated_date may then be older than the newest
-	// date of the later pages. Every date on the first page is at most the
-	// time Mirakl served it, and whatever changed after that must be read
-	// again: so a poll of several pages moves the read position and the
-	// watermark no further than the first page's newest date.
+	// date of the later pages. Whatever changed after Mirakl served the
+	// first page must be read again, so a poll of several pages moves the
+	// read position and the watermark no further than that moment: the
+	// first answer's Date (to the second, so one second earlier), or, when
+	// Mirakl sent no Date, the first page's newest last_updated_date.
 	pages := 0
-	var firstPageMax time.Time
+	var firstPageBound time.Time
 	drifted, err := f.client.EachOrderPage(ctx, p, func(page *OrderPage) error {
 		pages++
 		if pages == 1 {
-			for _, o := range page.Orders {
-				if o.LastUpdatedDate.After(firstPageMax) {
-					firstPageMax = o.LastUpdatedDate
+			if !page.ServedAt.IsZero() {
+				firstPageBound = page.ServedAt.Add(-time.Second)
+			} else {
+				for _, o := range page.Orders {
+					if o.LastUpdatedDate.After(firstPageBound) {
+						firstPageBound = o.LastUpdatedDate
+					}
 				}
 			}
 		}
@@ -470,8 +475,8 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 	if pages > 1 {
 		for s, t := range tracks {
 			s.mu.Lock()
-			if t.maxUpdated.After(firstPageMax) {
-				t.maxUpdated = firstPageMax
+			if t.maxUpdated.After(firstPageBound) {
+				t.maxUpdated = firstPageBound
 			}
 			s.mu.Unlock()
 		}

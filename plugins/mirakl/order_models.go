@@ -191,6 +191,9 @@ func (o *Order) UnmarshalJSON(b []byte) error {
 type OrderPage struct {
 	Orders     []Order `json:"orders"`
 	TotalCount int     `json:"total_count"`
+	// ServedAt is the answer's Date header (Mirakl's clock, to the
+	// second); zero when absent.
+	ServedAt time.Time `json:"-"`
 }
 
 // AcceptDecision is one line's decision for OR21.

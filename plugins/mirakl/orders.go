@@ -110,8 +110,12 @@ func (c *Client) ListOrders(ctx context.Context, p ListOrdersParams) (*OrderPage
 		return nil, err
 	}
 	var page OrderPage
-	if err := c.getJSON(ctx, request{op: OpOR11, path: "/api/orders", query: q}, &page); err != nil {
+	resp, err := c.getJSONResp(ctx, request{op: OpOR11, path: "/api/orders", query: q}, &page)
+	if err != nil {
 		return nil, err
+	}
+	if d, err := http.ParseTime(resp.header.Get("Date")); err == nil {
+		page.ServedAt = d
 	}
 	return &page, nil
 }

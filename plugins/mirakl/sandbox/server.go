@@ -163,7 +163,14 @@ func New(cfg Config) *Server {
 }
 
 // Handler serves /api/... (the Mirakl seller API) and /_sandbox/... (control).
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Like any server, the sandbox dates its answers by its own clock
+		// (the fast sandbox clock, not the host's).
+		w.Header().Set("Date", s.clock.Now().UTC().Format(http.TimeFormat))
+		s.mux.ServeHTTP(w, r)
+	})
+}
 
 // Close stops the background loop and the generator.
 func (s *Server) Close() {
