@@ -120,7 +120,7 @@ func (r *Report) summarise() {
 	// after it is a row of its own.
 	final := len(s) - 1
 	last := final
-	for last > 0 && s[last-1].Imported == s[final].Imported {
+	for last > 0 && s[final].Imported > 0 && s[last-1].Imported == s[final].Imported {
 		last--
 	}
 	if last < final {
