@@ -45,7 +45,8 @@ type opBudget struct {
 	configured  bool // set explicitly (config) rather than defaulted
 	limiter     *rate.Limiter
 	pausedUntil time.Time
-	notBefore   time.Time // one interval after the last call of a one-at-a-time budget answered
+	notBefore   time.Time     // one interval after the last call of a one-at-a-time budget answered
+	turn        chan struct{} // one waiter at a time, served in arrival order (see Wait)
 	waits       int64
 	throttled   time.Duration
 	pauses      int64
@@ -79,7 +80,7 @@ func (g *Governor) get(op Operation) *opBudget {
 	b := g.budgets[op]
 	if b == nil {
 		def := DefaultBudget(op)
-		b = &opBudget{budget: def, limiter: rate.NewLimiter(def.limit(), max(def.Burst, 1))}
+		b = &opBudget{budget: def, limiter: rate.NewLimiter(def.limit(), max(def.Burst, 1)), turn: make(chan struct{}, 1)}
 		g.budgets[op] = b
 	}
 	return b
@@ -152,7 +153,21 @@ func (g *Governor) Delay(op Operation) time.Duration {
 
 // Wait blocks until op's budget allows one call, or ctx ends. It fails at
 // once when the wait would outlast ctx's deadline.
+//
+// Waiters are served in the order they arrived: a flow that calls in a loop
+// (the order feed paging a backlog) cannot take every call of a budget from
+// another that waits for one (the reconciliation), which it could if every
+// waiter slept and raced for the next free call.
 func (g *Governor) Wait(ctx context.Context, op Operation) error {
+	g.mu.Lock()
+	turn := g.get(op).turn
+	g.mu.Unlock()
+	select {
+	case turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-turn }()
 	start := time.Now()
 	for {
 		d := g.Reserve(op)
