@@ -173,6 +173,7 @@ func (r *run) observe(ctx context.Context, c *connector, smp *sampler, start tim
 	nextLog := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	failures := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -182,18 +183,23 @@ func (r *run) observe(ctx context.Context, c *connector, smp *sampler, start tim
 		case <-tick.C:
 		}
 		s, err := take(false)
-		if err != nil {
-			return err
-		}
-		finished := s.Imported >= n
-		if s.Quarter != quarter || finished || time.Now().After(nextFull) {
+		if err == nil && (s.Quarter != quarter || s.Imported >= n || time.Now().After(nextFull)) {
 			// A full sample at each quarter boundary: the memory a quarter
 			// ends with.
-			if s, err = take(true); err != nil {
-				return err
+			if s, err = take(true); err == nil {
+				quarter, nextFull = s.Quarter, time.Now().Add(r.cfg.Sample)
 			}
-			quarter, nextFull = s.Quarter, time.Now().Add(r.cfg.Sample)
 		}
+		if err != nil {
+			// A connector busy for a moment is not the end of a soak.
+			if failures++; failures >= 5 {
+				return fmt.Errorf("sampling the connector failed 5 times in a row: %w", err)
+			}
+			r.cfg.Logf("sampling the connector: %v", err)
+			continue
+		}
+		failures = 0
+		finished := s.Imported >= n
 		if s.Imported != lastImported {
 			lastImported, lastProgress = s.Imported, time.Now()
 		}
