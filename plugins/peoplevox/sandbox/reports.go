@@ -62,12 +62,13 @@ func (s *Server) reportRowsLocked(report string) []map[string]string {
 			items = append(items, it)
 		}
 		sort.Slice(items, func(i, j int) bool { return items[i].seq < items[j].seq })
+		reserved := s.reservedByItemLocked()
 		for _, it := range items {
 			onHand := s.world.Physical(it.code)
 			rows = append(rows, map[string]string{
 				"Item code": it.code, "Name": it.fields["Name"], "Barcode": it.fields["Barcode"],
-				"On hand": strconv.Itoa(onHand), "Allocated": strconv.Itoa(s.reservedLocked(it.code)),
-				"Available": strconv.Itoa(s.availableLocked(it.code)), "Site reference": siteReference,
+				"On hand": strconv.Itoa(onHand), "Allocated": strconv.Itoa(reserved[it.code]),
+				"Available": strconv.Itoa(max(onHand-reserved[it.code], 0)), "Site reference": siteReference,
 			})
 		}
 	case ReportDespatchSummary:

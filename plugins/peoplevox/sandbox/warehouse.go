@@ -148,6 +148,21 @@ func (s *Server) reservedLocked(code string) int {
 	return n
 }
 
+// reservedByItemLocked is reservedLocked of every item in one pass over the
+// orders (the availability report lists thousands of items).
+func (s *Server) reservedByItemLocked() map[string]int {
+	out := map[string]int{}
+	for _, o := range s.orders {
+		if o.status == StatusCancelled {
+			continue
+		}
+		for _, l := range o.lines {
+			out[l.itemCode] += l.allocated
+		}
+	}
+	return out
+}
+
 // availableLocked is on hand minus reserved, never below zero.
 func (s *Server) availableLocked(code string) int {
 	a := s.world.Physical(code) - s.reservedLocked(code)
