@@ -558,7 +558,10 @@ func (s *Store) MarkAccepted(ctx context.Context, orderID string, decisions map[
 }
 
 // MarkImported records the Peoplevox Sales Order number, its status and
-// ImportedAt, plus an event "imported as Sales Order N".
+// ImportedAt, plus an event "imported as Sales Order N". It is idempotent:
+// an order already recorded with that Sales Order keeps its ImportedAt and
+// gets no second event (the reconciliation may find the Sales Order in
+// Peoplevox just as the import flow records it).
 func (s *Store) MarkImported(ctx context.Context, orderID, salesOrderNumber, status string, at time.Time) error {
 	c, err := s.db()
 	if err != nil {
@@ -571,6 +574,17 @@ func (s *Store) MarkImported(ctx context.Context, orderID, salesOrderNumber, sta
 		at = c.nowUTC()
 	}
 	return c.write(ctx, "marking order "+orderID+" imported", func(tx *sql.Tx) error {
+		var have string
+		err := tx.QueryRowContext(ctx, `SELECT sales_order_number FROM orders WHERE order_id = ?`, orderID).Scan(&have)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notInLedger(orderID)
+		}
+		if err != nil {
+			return c.fail("marking order "+orderID+" imported", err)
+		}
+		if have == salesOrderNumber {
+			return nil // recorded already
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE orders SET sales_order_number = ?,
 			peoplevox_status = CASE WHEN ? = '' THEN peoplevox_status ELSE ? END, imported_at = ? WHERE order_id = ?`,
 			salesOrderNumber, status, status, ts(at), orderID)

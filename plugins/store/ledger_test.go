@@ -314,3 +314,39 @@ func TestOpenDemand(t *testing.T) {
 		t.Fatalf("OpenDemand(empty sku list) = %v, %v", got, err)
 	}
 }
+
+// TestMarkImportedIsIdempotent: recording the same Sales Order twice (the
+// import flow and the reconciliation at the same moment) leaves one
+// "imported" event and the first ImportedAt.
+func TestMarkImportedIsIdempotent(t *testing.T) {
+	s, clk, _ := openFile(t)
+	ctx := t.Context()
+	if _, err := s.RecordMiraklOrder(ctx, LedgerOrder{OrderID: "A-9", MiraklState: "SHIPPING", CreatedAt: clk.Now(), MiraklUpdatedAt: clk.Now(),
+		Lines: []LedgerLine{{OrderLineID: "A-9-1", OfferSKU: "S", Quantity: 1, State: "SHIPPING"}}}); err != nil {
+		t.Fatal(err)
+	}
+	first := clk.Now()
+	if err := s.MarkImported(ctx, "A-9", "A-9", "New", first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkImported(ctx, "A-9", "A-9", "New", first.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	tl, err := s.Timeline(ctx, "A-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range tl {
+		if e.Kind == EventImported {
+			n++
+		}
+	}
+	o, _, err := s.Order(ctx, "A-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || o.ImportedAt == nil || !o.ImportedAt.Equal(first) {
+		t.Fatalf("%d imported events, ImportedAt %v; want 1 and %v", n, o.ImportedAt, first)
+	}
+}
