@@ -73,6 +73,7 @@ type Server struct {
 	world  *sandboxkit.World
 	faults *sandboxkit.Faults
 
+	atMu        sync.Mutex // orders at's wg.Add before Close's wg.Wait
 	mu          sync.Mutex // guards everything below and cfg
 	rng         *rand.Rand
 	items       map[string]*item
@@ -181,7 +182,11 @@ func buildFields(cfg map[string][]string) (map[string]*fieldMap, error) {
 // Close stops timers and callback workers. In-flight callbacks are cancelled.
 func (s *Server) Close() {
 	s.once.Do(func() {
+		// Under atMu: at then sees done closed and schedules nothing, so
+		// no wg.Add races the Wait below.
+		s.atMu.Lock()
 		close(s.done)
+		s.atMu.Unlock()
 		s.cancel()
 		s.events.close()
 		s.wg.Wait()

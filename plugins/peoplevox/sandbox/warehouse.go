@@ -342,7 +342,15 @@ func (s *Server) jitterLocked(d time.Duration) time.Duration {
 
 // at runs fn once sandbox time reaches t, unless the server closes first.
 func (s *Server) at(t time.Time, fn func()) {
+	s.atMu.Lock()
+	select {
+	case <-s.done:
+		s.atMu.Unlock()
+		return // closing: nothing more happens
+	default:
+	}
 	s.wg.Add(1)
+	s.atMu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		select {
