@@ -255,18 +255,14 @@ func (r *chaosRun) setUp() {
 	})
 
 	// The faults, on from the first order to the end of the chaos.
-	for _, rule := range []sandboxkit.FaultRule{
+	addFaults(t, sb.Mirakl.Faults(), []sandboxkit.FaultRule{
 		{Kind: sandboxkit.FaultRateLimit, Rate: 0.03, RetryAfter: 1},
 		{Kind: sandboxkit.FaultServerError, Rate: 0.05},
 		{Kind: sandboxkit.FaultDrop, Rate: 0.03},
 		{Kind: sandboxkit.FaultTruncated, Rate: 0.02},
 		{Kind: sandboxkit.FaultLatency, Rate: 0.08, Latency: sandboxkit.Duration(250 * time.Millisecond)},
-	} {
-		if err := sb.Mirakl.Faults().Add(rule); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, rule := range []sandboxkit.FaultRule{
+	})
+	addFaults(t, sb.Peoplevox.Faults(), []sandboxkit.FaultRule{
 		{Kind: sandboxkit.FaultServerError, Rate: 0.05},
 		{Kind: sandboxkit.FaultHTML, Rate: 0.02},
 		{Kind: sandboxkit.FaultDrop, Rate: 0.03},
@@ -274,11 +270,7 @@ func (r *chaosRun) setUp() {
 		{Kind: sandboxkit.FaultLatency, Rate: 0.08, Latency: sandboxkit.Duration(250 * time.Millisecond)},
 		{Kind: sandboxkit.FaultSessionExpiry, Rate: 0.01},
 		{Kind: sandboxkit.FaultDropCallback, Rate: 0.05}, // every event type
-	} {
-		if err := sb.Peoplevox.Faults().Add(rule); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 
 	// A steady stream over the everyday SKUs, a flash sale on the scarce
 	// ones half way through.
@@ -727,42 +719,10 @@ func (r *chaosRun) check(ctx context.Context, deep bool) bool {
 		}
 	}
 	r.shipments = len(mt.Shipments)
+	compareShipments(mt.Orders, shipments, pk,
+		func(format string, args ...any) { bad(invShipped, format, args...) },
+		func(format string, args ...any) { miss(invShipped, format, args...) })
 	for _, o := range mt.Orders {
-		byTracking := map[string]psandbox.PackageView{}
-		for _, p := range pk[o.ID] {
-			byTracking[p.TrackingNumber] = p
-		}
-		seen := map[string]int{}
-		perLine := map[string]int{}
-		for _, sh := range shipments[o.ID] {
-			seen[sh.TrackingNumber]++
-			p, ok := byTracking[sh.TrackingNumber]
-			switch {
-			case !ok:
-				bad(invShipped, "order %s: Mirakl shipment %s (tracking %q) matches no Peoplevox package", o.ID, sh.ID, sh.TrackingNumber)
-			case seen[sh.TrackingNumber] > 1:
-				bad(invShipped, "order %s: package %s (tracking %s) shipped %d times in Mirakl", o.ID, p.PackageNumber, sh.TrackingNumber, seen[sh.TrackingNumber])
-			case !sameLines(sh.Lines, itemLines(p.Items)):
-				bad(invShipped, "order %s package %s: Mirakl shipment lines %v, Peoplevox package %v", o.ID, sh.TrackingNumber, sh.Lines, itemLines(p.Items))
-			case sh.CarrierCode != carrierCodes[p.Carrier]:
-				bad(invShipped, "order %s package %s: carrier %q in Mirakl, Peoplevox %q (want %q)", o.ID, sh.TrackingNumber, sh.CarrierCode, p.Carrier, carrierCodes[p.Carrier])
-			case sh.Status != mirakl.StateShipped:
-				miss(invShipped, "order %s package %s: Mirakl shipment %s is %s", o.ID, sh.TrackingNumber, sh.ID, sh.Status)
-			}
-			for l, q := range sh.Lines {
-				perLine[l] += q
-			}
-		}
-		for _, l := range o.Lines {
-			if perLine[l.ID] > l.Quantity {
-				bad(invShipped, "order %s line %s (SKU %s): %d units shipped of %d", o.ID, l.ID, l.SKU, perLine[l.ID], l.Quantity)
-			}
-		}
-		for tr, p := range byTracking {
-			if seen[tr] == 0 {
-				miss(invShipped, "order %s package %s (tracking %s) not shipped in Mirakl", o.ID, p.PackageNumber, tr)
-			}
-		}
 		if o.State != mirakl.StateShipped && len(missing[invImported]) == 0 && len(missing[invAccepted]) == 0 {
 			miss(invShipped, "order %s is %s in Mirakl", o.ID, o.State)
 		}

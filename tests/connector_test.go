@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mpvx/mpvx/internal/harness"
+	"github.com/mpvx/mpvx/plugins/sandboxkit"
 	"github.com/mpvx/mpvx/plugins/store"
 )
 
@@ -145,4 +146,14 @@ func short(list []string) string {
 		return strings.Join(list[:5], ", ") + fmt.Sprintf(" … (%d)", len(list))
 	}
 	return strings.Join(list, ", ")
+}
+
+// addFaults injects every rule into a sandbox's fault injector.
+func addFaults(t testing.TB, f *sandboxkit.Faults, rules []sandboxkit.FaultRule) {
+	t.Helper()
+	for _, r := range rules {
+		if err := f.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -94,49 +94,61 @@ func shipmentState(sb *harness.Sandboxes, n int) (missing, violations []string) 
 	for _, sh := range mt.Shipments {
 		shipments[sh.OrderID] = append(shipments[sh.OrderID], sh)
 	}
+	compareShipments(mt.Orders, shipments, pk,
+		func(format string, args ...any) { violations = append(violations, fmt.Sprintf(format, args...)) },
+		func(format string, args ...any) { missing = append(missing, fmt.Sprintf(format, args...)) })
 	for _, o := range mt.Orders {
-		byTracking := map[string]psandbox.PackageView{}
-		for _, p := range pk[o.ID] {
-			byTracking[p.TrackingNumber] = p
-		}
-		seen := map[string]int{}
-		shippedPerLine := map[string]int{}
-		for _, sh := range shipments[o.ID] {
-			seen[sh.TrackingNumber]++
-			p, ok := byTracking[sh.TrackingNumber]
-			switch {
-			case !ok:
-				violations = append(violations, fmt.Sprintf("order %s: Mirakl shipment %s (tracking %q) matches no Peoplevox package", o.ID, sh.ID, sh.TrackingNumber))
-				continue
-			case seen[sh.TrackingNumber] > 1:
-				violations = append(violations, fmt.Sprintf("order %s: package %s shipped %d times in Mirakl", o.ID, sh.TrackingNumber, seen[sh.TrackingNumber]))
-			case !sameLines(sh.Lines, itemLines(p.Items)):
-				violations = append(violations, fmt.Sprintf("order %s package %s: Mirakl shipment lines %v, Peoplevox package %v", o.ID, sh.TrackingNumber, sh.Lines, itemLines(p.Items)))
-			case sh.CarrierCode != carrierCodes[p.Carrier]:
-				violations = append(violations, fmt.Sprintf("order %s package %s: carrier %q in Mirakl, Peoplevox %q (want %q)", o.ID, sh.TrackingNumber, sh.CarrierCode, p.Carrier, carrierCodes[p.Carrier]))
-			case sh.Status != mirakl.StateShipped:
-				violations = append(violations, fmt.Sprintf("order %s package %s: Mirakl shipment %s is %s, want SHIPPED", o.ID, sh.TrackingNumber, sh.ID, sh.Status))
-			}
-			for l, q := range sh.Lines {
-				shippedPerLine[l] += q
-			}
-		}
-		for _, l := range o.Lines {
-			if shippedPerLine[l.ID] > l.Quantity {
-				violations = append(violations, fmt.Sprintf("order %s line %s: %d units shipped of %d", o.ID, l.ID, shippedPerLine[l.ID], l.Quantity))
-			}
-		}
-		for tr := range byTracking {
-			if seen[tr] == 0 {
-				missing = append(missing, fmt.Sprintf("%s package %s not shipped", o.ID, tr))
-			}
-		}
 		if o.State != mirakl.StateShipped {
 			missing = append(missing, fmt.Sprintf("%s is %s", o.ID, o.State))
 		}
 	}
 	sort.Strings(missing)
 	return missing, violations
+}
+
+// compareShipments holds each order's Mirakl shipments against its
+// Peoplevox packages (the ST01 path): every shipment is one package, line for
+// line and quantity for quantity, with its carrier and tracking number, and
+// shipped; no package twice, no line over-shipped. bad reports a violation,
+// miss what is not there yet.
+func compareShipments(orders []msandbox.OrderView, shipments map[string][]msandbox.ShipmentView, pk map[string][]psandbox.PackageView, bad, miss func(format string, args ...any)) {
+	for _, o := range orders {
+		byTracking := map[string]psandbox.PackageView{}
+		for _, p := range pk[o.ID] {
+			byTracking[p.TrackingNumber] = p
+		}
+		seen := map[string]int{}
+		perLine := map[string]int{}
+		for _, sh := range shipments[o.ID] {
+			seen[sh.TrackingNumber]++
+			p, ok := byTracking[sh.TrackingNumber]
+			switch {
+			case !ok:
+				bad("order %s: Mirakl shipment %s (tracking %q) matches no Peoplevox package", o.ID, sh.ID, sh.TrackingNumber)
+			case seen[sh.TrackingNumber] > 1:
+				bad("order %s: package %s (tracking %s) shipped %d times in Mirakl", o.ID, p.PackageNumber, sh.TrackingNumber, seen[sh.TrackingNumber])
+			case !sameLines(sh.Lines, itemLines(p.Items)):
+				bad("order %s package %s: Mirakl shipment lines %v, Peoplevox package %v", o.ID, sh.TrackingNumber, sh.Lines, itemLines(p.Items))
+			case sh.CarrierCode != carrierCodes[p.Carrier]:
+				bad("order %s package %s: carrier %q in Mirakl, Peoplevox %q (want %q)", o.ID, sh.TrackingNumber, sh.CarrierCode, p.Carrier, carrierCodes[p.Carrier])
+			case sh.Status != mirakl.StateShipped:
+				miss("order %s package %s: Mirakl shipment %s is %s", o.ID, sh.TrackingNumber, sh.ID, sh.Status)
+			}
+			for l, q := range sh.Lines {
+				perLine[l] += q
+			}
+		}
+		for _, l := range o.Lines {
+			if perLine[l.ID] > l.Quantity {
+				bad("order %s line %s (SKU %s): %d units shipped of %d", o.ID, l.ID, l.SKU, perLine[l.ID], l.Quantity)
+			}
+		}
+		for tr, p := range byTracking {
+			if seen[tr] == 0 {
+				miss("order %s package %s (tracking %s) not shipped in Mirakl", o.ID, p.PackageNumber, tr)
+			}
+		}
+	}
 }
 
 // timelineShipments counts each package's "shipped package" events in the

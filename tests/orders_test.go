@@ -256,28 +256,20 @@ func TestOrdersEndToEnd(t *testing.T) {
 // connections (unknown outcomes), rate limiting and slow answers.
 func injectFaults(t *testing.T, sb *harness.Sandboxes) {
 	t.Helper()
-	for _, r := range []sandboxkit.FaultRule{
+	addFaults(t, sb.Mirakl.Faults(), []sandboxkit.FaultRule{
 		{Kind: sandboxkit.FaultServerError, Rate: 0.08},
 		{Kind: sandboxkit.FaultDrop, Rate: 0.05},
 		{Kind: sandboxkit.FaultRateLimit, Rate: 0.04, RetryAfter: 1},
 		{Kind: sandboxkit.FaultTruncated, Rate: 0.03},
 		{Kind: sandboxkit.FaultLatency, Rate: 0.1, Latency: sandboxkit.Duration(300 * time.Millisecond)},
-	} {
-		if err := sb.Mirakl.Faults().Add(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, r := range []sandboxkit.FaultRule{
+	})
+	addFaults(t, sb.Peoplevox.Faults(), []sandboxkit.FaultRule{
 		{Kind: sandboxkit.FaultServerError, Rate: 0.08},
 		{Kind: sandboxkit.FaultDrop, Rate: 0.05},
 		{Kind: sandboxkit.FaultHTML, Rate: 0.04},
 		{Kind: sandboxkit.FaultTruncated, Rate: 0.03},
 		{Kind: sandboxkit.FaultLatency, Rate: 0.1, Latency: sandboxkit.Duration(300 * time.Millisecond)},
-	} {
-		if err := sb.Peoplevox.Faults().Add(r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 }
 
 func TestOrdersUnderFaults(t *testing.T) {
