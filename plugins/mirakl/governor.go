@@ -46,6 +46,7 @@ type opBudget struct {
 	limiter     *rate.Limiter
 	pausedUntil time.Time
 	notBefore   time.Time     // one interval after the last call of a one-at-a-time budget answered
+	inFlight    int           // calls of a one-at-a-time budget sent and not yet answered
 	turn        chan struct{} // one waiter at a time, served in arrival order (see Wait)
 	waits       int64
 	throttled   time.Duration
@@ -123,6 +124,9 @@ func (g *Governor) Reserve(op Operation) time.Duration {
 	defer g.mu.Unlock()
 	b := g.get(op)
 	now := time.Now()
+	if b.oneAtATime() && b.inFlight > 0 {
+		return 5 * time.Millisecond // ask again once the call in flight is answered
+	}
 	if until := b.blockedUntil(); now.Before(until) {
 		return until.Sub(now)
 	}
@@ -172,6 +176,11 @@ func (g *Governor) Wait(ctx context.Context, op Operation) error {
 	for {
 		d := g.Reserve(op)
 		if d == 0 {
+			g.mu.Lock()
+			if b := g.get(op); b.oneAtATime() {
+				b.inFlight++ // until Answered
+			}
+			g.mu.Unlock()
 			if waited := time.Since(start); waited > time.Millisecond {
 				g.mu.Lock()
 				b := g.get(op)
@@ -190,6 +199,10 @@ func (g *Governor) Wait(ctx context.Context, op Operation) error {
 	}
 }
 
+// oneAtATime: a budget of one call per interval (OR11, STO01, …), whose
+// calls are spaced from the previous answer, not only the previous start.
+func (b *opBudget) oneAtATime() bool { return b.budget.Every > 0 && b.budget.Burst <= 1 }
+
 // blockedUntil is when a 429's pause or the last call's spacing ends.
 func (b *opBudget) blockedUntil() time.Time {
 	if b.notBefore.After(b.pausedUntil) {
@@ -198,18 +211,22 @@ func (b *opBudget) blockedUntil() time.Time {
 	return b.pausedUntil
 }
 
-// Answered tells the governor a call of op got its answer (or failed).
-// Mirakl counts calls as they arrive; a request delayed on its way (a busy
-// host, the network) could arrive closer to the next one than the budget
-// allows. For one-call-per-interval budgets (OR11, STO01, …) the next call
-// therefore also waits a full interval after this answer, so arrivals are
-// an interval apart whatever the delays.
+// Answered tells the governor a call of op (granted by Wait) got its answer
+// or failed. Mirakl counts calls as they arrive; a request delayed on its way
+// (a busy host, the network) could arrive closer to the next one than the
+// budget allows. For one-call-per-interval budgets (OR11, STO01, …) the next
+// call therefore starts only once this one is answered, and a full interval
+// after that, so arrivals are an interval apart whatever the delays. Every
+// Wait that returned nil must be followed by Answered.
 func (g *Governor) Answered(op Operation) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	b := g.get(op)
-	if b.budget.Every <= 0 || b.budget.Burst > 1 {
+	if !b.oneAtATime() {
 		return
+	}
+	if b.inFlight > 0 {
+		b.inFlight--
 	}
 	if next := time.Now().Add(b.budget.Every); next.After(b.notBefore) {
 		b.notBefore = next
