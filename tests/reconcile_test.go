@@ -179,15 +179,25 @@ func truthGaps(sb *harness.Sandboxes) (notShipped, notImported []string) {
 
 // settled: every order generated, the warehouse finished every Sales Order
 // it has, and the connector has no callback left to process.
-func settled(sb *harness.Sandboxes, n int, pending func() int) string {
+func settled(sb *harness.Sandboxes, n int, pending func() int, refused func(id string) bool) string {
 	mt := sb.Mirakl.Truth()
 	if mt.GeneratedOrders < n {
 		return fmt.Sprintf("%d of %d orders placed", mt.GeneratedOrders, n)
+	}
+	inPeoplevox := map[string]bool{}
+	for _, so := range sb.Peoplevox.SalesOrders() {
+		inPeoplevox[so.SalesOrderNumber] = true
 	}
 	for _, o := range mt.Orders {
 		switch o.State {
 		case mirakl.StateWaitingAcceptance, mirakl.StateWaitingDebit, mirakl.StateWaitingDebitPayment:
 			return fmt.Sprintf("order %s is %s", o.ID, o.State)
+		case mirakl.StateShipping:
+			// Acceptance runs ahead of the import: an order whose import
+			// is not refused on purpose must reach Peoplevox first.
+			if !refused(o.ID) && !inPeoplevox[o.ID] {
+				return fmt.Sprintf("order %s is not in Peoplevox yet", o.ID)
+			}
 		}
 	}
 	for _, so := range sb.Peoplevox.SalesOrders() {
@@ -247,7 +257,7 @@ func TestReconcileRepairsWhatSlipped(t *testing.T) {
 	}
 
 	// Phase 1: orders flow while callbacks and imports are lost.
-	eventually(t, 5*time.Minute, c, func() string { return settled(sb, n, pending) })
+	eventually(t, 5*time.Minute, c, func() string { return settled(sb, n, pending, refused) })
 	// Mirakl time must pass the grace period after the last despatch.
 	grace := 10 * time.Minute
 	var last time.Time
