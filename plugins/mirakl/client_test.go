@@ -3,7 +3,6 @@ package mirakl_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -493,17 +492,23 @@ func TestGovernorSpacesCallsSoTheSandboxNeverAnswers429(t *testing.T) {
 func (e *env) shippingOrder(lines ...sandbox.LineSpec) string {
 	e.t.Helper()
 	id := e.order(lines...)
-	var ds []mirakl.AcceptDecision
-	for i := range lines {
-		ds = append(ds, mirakl.AcceptDecision{OrderLineID: fmt.Sprintf("%s-%d", id, i+1), Accepted: true})
-	}
-	must(e.t, e.client.AcceptOrder(context.Background(), id, ds))
+	must(e.t, e.acceptAll(id))
 	e.sb.Clock().Advance(time.Hour)
 	waitFor(e.t, "order "+id+" to reach SHIPPING", 5*time.Second, func() bool {
 		v, ok := e.sb.Order(id)
 		return ok && v.State == mirakl.StateShipping
 	})
 	return id
+}
+
+// acceptAll accepts every line of a sandbox order with OR21.
+func (e *env) acceptAll(id string) error {
+	o, _ := e.sb.Order(id)
+	var ds []mirakl.AcceptDecision
+	for _, l := range o.Lines {
+		ds = append(ds, mirakl.AcceptDecision{OrderLineID: l.ID, Accepted: true})
+	}
+	return e.client.AcceptOrder(context.Background(), id, ds)
 }
 
 // carrier returns the code of a carrier the sandbox knows (SH21).

@@ -99,14 +99,7 @@ func TestOrderFeedSlowFlowDoesNotHoldBackAnother(t *testing.T) {
 
 	// Meanwhile the shop accepts 5 orders by other means (the back office).
 	for _, id := range ids[295:] {
-		o, _ := e.sb.Order(id)
-		var ds []mirakl.AcceptDecision
-		for _, l := range o.Lines {
-			ds = append(ds, mirakl.AcceptDecision{OrderLineID: l.ID, Accepted: true})
-		}
-		if err := e.client.AcceptOrder(context.Background(), id, ds); err != nil {
-			t.Fatal(err)
-		}
+		must(t, e.acceptAll(id))
 	}
 	waitFor(t, "the 5 SHIPPING orders to reach the import flow", 20*time.Second, func() bool {
 		mu.Lock()
@@ -136,8 +129,8 @@ func TestOrderFeedSlowFlowDoesNotHoldBackAnother(t *testing.T) {
 // and, ten minutes later, an order of the second page too. The second
 // page's newest date is past the first change by more than the overlap, so
 // a watermark at the poll's newest date would skip the first order's new
-// version for good; the feed moves no further than the first page's newest
-// date and the import flow gets both orders.
+// version for good; the feed moves no further than the moment Mirakl served
+// the first page, and the import flow gets both orders.
 func TestOrderFeedReadsAgainWhatChangedWhilePaging(t *testing.T) {
 	e := newEnv(t, func(c *sandbox.Config) { c.DebitDelay = 0 })
 	e.seed("JM-TOP-12")
@@ -146,12 +139,7 @@ func TestOrderFeedReadsAgainWhatChangedWhilePaging(t *testing.T) {
 		ids = append(ids, e.order(line("JM-TOP-12", 1)))
 	}
 	accept := func(id string) {
-		o, _ := e.sb.Order(id)
-		var ds []mirakl.AcceptDecision
-		for _, l := range o.Lines {
-			ds = append(ds, mirakl.AcceptDecision{OrderLineID: l.ID, Accepted: true})
-		}
-		if err := e.client.AcceptOrder(context.Background(), id, ds); err != nil {
+		if err := e.acceptAll(id); err != nil {
 			t.Error(err)
 		}
 	}
