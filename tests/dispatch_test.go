@@ -152,8 +152,10 @@ func compareShipments(orders []msandbox.OrderView, shipments map[string][]msandb
 }
 
 // timelineShipments counts each package's "shipped package" events in the
-// ledger: exactly one per package.
-func timelineShipments(t *testing.T, st *store.Store, sb *harness.Sandboxes) {
+// ledger's timeline: a package without one is still on its way (Mirakl can
+// hold the shipment while the answer to ST01 was lost and the retry is
+// backing off), a package with more than one is a violation.
+func timelineShipments(t *testing.T, st *store.Store, sb *harness.Sandboxes) (missing, violations []string) {
 	t.Helper()
 	ctx := context.Background()
 	for order, pks := range packagesByOrder(sb) {
@@ -168,11 +170,15 @@ func timelineShipments(t *testing.T, st *store.Store, sb *harness.Sandboxes) {
 					n++
 				}
 			}
-			if n != 1 {
-				t.Errorf("order %s package %s: %d shipment events on the timeline, want 1", order, p.TrackingNumber, n)
+			switch {
+			case n == 0:
+				missing = append(missing, order+"/"+p.TrackingNumber)
+			case n > 1:
+				violations = append(violations, fmt.Sprintf("order %s package %s: %d shipment events on the timeline, want 1", order, p.TrackingNumber, n))
 			}
 		}
 	}
+	return missing, violations
 }
 
 func despatchStats(sb *harness.Sandboxes) (despatches, packages, multiPackage, partial int) {
@@ -211,10 +217,16 @@ func runDispatch(t *testing.T, faults bool) {
 		if len(missing) > 0 {
 			return fmt.Sprintf("%d not shipped: %s", len(missing), short(missing))
 		}
+		missing, violations = timelineShipments(t, st, sb)
+		if len(violations) > 0 {
+			t.Fatalf("the timeline does not match the shipments: %s", short(violations))
+		}
+		if len(missing) > 0 {
+			return fmt.Sprintf("%d packages shipped in Mirakl but not yet on the timeline: %s", len(missing), short(missing))
+		}
 		return ""
 	})
 	elapsed := time.Since(start)
-	timelineShipments(t, st, sb)
 	open, err := st.Exceptions(context.Background(), store.ExceptionFilter{Statuses: []store.ExceptionStatus{store.StatusOpen}})
 	if err != nil {
 		t.Fatal(err)
