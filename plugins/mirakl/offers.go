@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -37,6 +38,9 @@ type OfferWarehouse struct {
 type OfferPage struct {
 	Offers     []Offer `json:"offers"`
 	TotalCount int     `json:"total_count"`
+	// ServedAt is the answer's Date header (Mirakl's clock, to the
+	// second): the quantities are as of that moment.
+	ServedAt time.Time `json:"-"`
 }
 
 // ListOffersParams are OF21's filters.
@@ -59,8 +63,12 @@ func (c *Client) ListOffers(ctx context.Context, p ListOffersParams) (*OfferPage
 	q.Set("max", strconv.Itoa(size))
 	q.Set("offset", strconv.Itoa(max(p.Offset, 0)))
 	var out OfferPage
-	if err := c.getJSON(ctx, request{op: OpOF21, path: "/api/offers", query: q}, &out); err != nil {
+	resp, err := c.getJSONResp(ctx, request{op: OpOF21, path: "/api/offers", query: q}, &out)
+	if err != nil {
 		return nil, err
+	}
+	if d, err := http.ParseTime(resp.header.Get("Date")); err == nil {
+		out.ServedAt = d
 	}
 	return &out, nil
 }
