@@ -48,6 +48,13 @@ type orderFeed struct {
 	// knows every order Mirakl had when that poll started.
 	ready     chan struct{}
 	readyOnce sync.Once
+
+	// ledgerAsOf (Mirakl's clock, guarded by mu) is the moment Mirakl
+	// served the first page of the last complete poll by watermark that
+	// started no later than the one before it ended: every order created or
+	// changed before it is in the ledger. Zero until such a poll completes
+	// with a Date header.
+	ledgerAsOf time.Time
 }
 
 type feedConfig struct {
@@ -425,10 +432,11 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 	// first answer's Date (to the second, so one second earlier), or, when
 	// Mirakl sent no Date, the first page's newest last_updated_date.
 	pages := 0
-	var firstPageBound time.Time
+	var firstPageBound, servedAt time.Time
 	drifted, err := f.client.EachOrderPage(ctx, p, func(page *OrderPage) error {
 		pages++
 		if pages == 1 {
+			servedAt = page.ServedAt
 			if !page.ServedAt.IsZero() {
 				firstPageBound = page.ServedAt.Add(-time.Second)
 			} else {
@@ -489,6 +497,7 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 			}
 			s.mu.Unlock()
 		}
+		f.noteLedgerCurrent(p.StartUpdateDate, servedAt)
 	}
 	// Flow health for the dashboard: every subscriber's flow polled now.
 	for _, s := range subs {
@@ -499,6 +508,50 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 		f.poke()
 	}
 	return nil
+}
+
+// noteLedgerCurrent moves ledgerAsOf to servedAt after a complete poll by
+// watermark that started at from. The first such poll of the process counts
+// (every order before a watermark was recorded before it was handed out);
+// later ones only when they start no later than ledgerAsOf, so that no
+// stretch of time is left unread.
+func (f *orderFeed) noteLedgerCurrent(from, servedAt time.Time) {
+	if servedAt.IsZero() {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if (f.ledgerAsOf.IsZero() || !from.After(f.ledgerAsOf)) && servedAt.After(f.ledgerAsOf) {
+		f.ledgerAsOf = servedAt
+	}
+}
+
+// ledgerCurrentThrough is the moment (Mirakl's clock, to the second) before
+// which the ledger knows every order of the shop: the earliest ledgerAsOf of
+// the shop's order feeds in this process. Zero when there is no feed or one
+// has not completed a poll: nothing can be relied on.
+func ledgerCurrentThrough(shopKey string) time.Time {
+	feedsMu.Lock()
+	var list []*orderFeed
+	for key, f := range feeds {
+		if strings.HasPrefix(key, shopKey+"#") {
+			list = append(list, f)
+		}
+	}
+	feedsMu.Unlock()
+	var through time.Time
+	for i, f := range list {
+		f.mu.Lock()
+		at := f.ledgerAsOf
+		f.mu.Unlock()
+		if at.IsZero() {
+			return time.Time{}
+		}
+		if i == 0 || at.Before(through) {
+			through = at
+		}
+	}
+	return through
 }
 
 // record writes a page of orders into the ledger, in one transaction, and

@@ -126,6 +126,12 @@ type stockOutput struct {
 	lastChange             atomic.Int64
 	gatherQuiet, gatherMax time.Duration
 
+	// probes are the full-sync SKUs shown below Peoplevox's figure that
+	// wait for the order ledger to catch up with the moment their Mirakl
+	// quantity was read (see confirmQuiet). Only the runner's flush loop
+	// uses them.
+	probes map[string]stockProbe
+
 	pushedSKUs *service.MetricCounter
 	imports    *service.MetricCounter
 	rejected   *service.MetricCounter
@@ -316,6 +322,9 @@ func (o *stockOutput) flushLoop(ctx context.Context) {
 	}
 	backoff := time.Second
 	for {
+		if err := o.requeueProbes(ctx); err != nil && ctx.Err() == nil {
+			o.log.Warnf("Queuing under-shown SKUs for another look: %v; retrying", err)
+		}
 		n, err := o.st.CountPendingStock(ctx)
 		if err == nil {
 			o.pending.Set(int64(n))
@@ -444,7 +453,7 @@ func (o *stockOutput) flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	live, err := o.liveQuantities(ctx, skus)
+	live, liveAt, err := o.liveQuantities(ctx, skus)
 	if err != nil {
 		return fmt.Errorf("reading the current Mirakl quantities of %d SKU(s) before pushing: %w", len(skus), err)
 	}
@@ -493,7 +502,15 @@ func (o *stockOutput) flush(ctx context.Context) error {
 				sold = since[r.SKU]
 			}
 			var held int
+			want := q
 			q, held = capRaise(q, m, *avail, margin, demand[r.SKU], sold, r, o.trustFirst)
+			if q < want && r.FullSync && margin == 0 && demand[r.SKU] == 0 {
+				if o.confirmQuiet(r.SKU, m, liveAt) {
+					q, held = want, 0
+				}
+			} else {
+				delete(o.probes, r.SKU)
+			}
 			st.HeldBack = &held
 		}
 		if r.FullSync {
@@ -595,9 +612,23 @@ func capRaise(q, m, avail, margin, demand, sold int, r store.StockRow, trustFirs
 }
 
 // liveQuantities reads what Mirakl shows now for the SKUs (OF21): one call
-// per SKU for a few, the whole catalogue page by page for many.
-func (o *stockOutput) liveQuantities(ctx context.Context, skus []string) (map[string]int, error) {
-	out := make(map[string]int, len(skus))
+// per SKU for a few, the whole catalogue page by page for many. asOf is
+// when Mirakl served the last of the answers (its clock; zero when an
+// answer had no Date): every sale before it is in the quantities.
+func (o *stockOutput) liveQuantities(ctx context.Context, skus []string) (out map[string]int, asOf time.Time, err error) {
+	out = make(map[string]int, len(skus))
+	undated := false
+	served := func(at time.Time) {
+		undated = undated || at.IsZero()
+		if at.After(asOf) {
+			asOf = at
+		}
+	}
+	defer func() {
+		if undated {
+			asOf = time.Time{}
+		}
+	}()
 	take := func(off Offer) {
 		q := off.Quantity
 		if o.warehouse != "" {
@@ -614,15 +645,16 @@ func (o *stockOutput) liveQuantities(ctx context.Context, skus []string) (map[st
 		for _, sku := range skus {
 			page, err := o.client.ListOffers(ctx, ListOffersParams{SKU: sku})
 			if err != nil {
-				return nil, err
+				return nil, time.Time{}, err
 			}
+			served(page.ServedAt)
 			for _, off := range page.Offers {
 				if off.ShopSKU == sku {
 					take(off)
 				}
 			}
 		}
-		return out, nil
+		return out, asOf, nil
 	}
 	want := make(map[string]bool, len(skus))
 	for _, s := range skus {
@@ -631,8 +663,9 @@ func (o *stockOutput) liveQuantities(ctx context.Context, skus []string) (map[st
 	for offset := 0; ; {
 		page, err := o.client.ListOffers(ctx, ListOffersParams{Offset: offset})
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
+		served(page.ServedAt)
 		for _, off := range page.Offers {
 			if want[off.ShopSKU] {
 				take(off)
@@ -640,9 +673,74 @@ func (o *stockOutput) liveQuantities(ctx context.Context, skus []string) (map[st
 		}
 		offset += len(page.Offers)
 		if len(page.Offers) == 0 || offset >= page.TotalCount {
-			return out, nil
+			return out, asOf, nil
 		}
 	}
+}
+
+// stockProbe is a full-sync SKU's Mirakl quantity and when it was read.
+type stockProbe struct {
+	shown    int
+	at       time.Time // Mirakl's clock
+	requeued bool
+}
+
+// confirmQuiet reports whether the full sync may set a SKU that is not
+// selling (no open demand, no flash margin) to its computed quantity
+// although Mirakl shows less and mpvx knows of no received stock: a SKU
+// never pushed, or one whose raise was recorded and then lost (the process
+// killed after anchoring a push it never sent), would otherwise stay
+// under-shown for good. Peoplevox is the master, but Mirakl's figure may be
+// low because of sales the ledger has not seen yet (the order feed reads
+// OR11 once a poll interval); raising it then would sell those units twice.
+// So the SKU is raised only when the ledger is known to hold every order
+// placed before Mirakl's figure was read: at once when the order feed has
+// polled since, otherwise on a later push once it has, provided Mirakl
+// still shows the same figure (no sale in between). The SKU is queued again
+// for that push by requeueProbes.
+func (o *stockOutput) confirmQuiet(sku string, shown int, readAt time.Time) bool {
+	if readAt.IsZero() {
+		return false // Mirakl sent no Date: nothing to compare with
+	}
+	through := ledgerCurrentThrough(shopKey(o.client))
+	if through.After(readAt) {
+		delete(o.probes, sku)
+		return true
+	}
+	if p, ok := o.probes[sku]; ok && p.shown == shown {
+		if through.After(p.at) {
+			delete(o.probes, sku)
+			return true
+		}
+		return false // still waiting for the ledger; keep the first reading
+	}
+	if o.probes == nil {
+		o.probes = map[string]stockProbe{}
+	}
+	o.probes[sku] = stockProbe{shown: shown, at: readAt}
+	return false
+}
+
+// requeueProbes queues again, as full-sync changes, the probed SKUs whose
+// reading the order ledger has now caught up with.
+func (o *stockOutput) requeueProbes(ctx context.Context) error {
+	if len(o.probes) == 0 {
+		return nil
+	}
+	through := ledgerCurrentThrough(shopKey(o.client))
+	var again []store.StockChange
+	for sku, p := range o.probes {
+		if !p.requeued && through.After(p.at) {
+			again = append(again, store.StockChange{SKU: sku, FullSync: true})
+			p.requeued = true
+			o.probes[sku] = p
+		}
+	}
+	if len(again) == 0 {
+		return nil
+	}
+	o.log.Debugf("Full sync: the order ledger has caught up; checking %d under-shown SKU(s) again", len(again))
+	return o.st.RecordStockChanges(ctx, again)
 }
 
 // followLoop follows open imports with STO02 and reads STO03 for rejected
