@@ -26,6 +26,10 @@ const (
 	FaultHTML          FaultKind = "html"           // an HTML error page (proxies, IIS)
 	FaultSessionExpiry FaultKind = "session_expiry" // Peoplevox: HTTP 200 "Session Expired"
 	FaultDropCallback  FaultKind = "drop_callback"  // Peoplevox: an event callback never sent
+	// FaultJobFailed: the call is answered normally, but the asynchronous
+	// job it starts ends FAILED (Mirakl: an OF52 offer export). Decide it
+	// once, when the job is created, with only this kind allowed.
+	FaultJobFailed FaultKind = "job_failed"
 )
 
 // FaultRule injects Kind into calls of operation Op ("*" = every operation)
@@ -92,7 +96,7 @@ func NewFaults(seed int64) *Faults {
 func (f *Faults) Add(r FaultRule) error {
 	switch r.Kind {
 	case FaultRateLimit, FaultServerError, FaultLatency, FaultDrop, FaultMalformed,
-		FaultTruncated, FaultHTML, FaultSessionExpiry, FaultDropCallback:
+		FaultTruncated, FaultHTML, FaultSessionExpiry, FaultDropCallback, FaultJobFailed:
 	default:
 		return fmt.Errorf("unknown fault kind %q", r.Kind)
 	}

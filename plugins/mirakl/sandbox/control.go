@@ -85,6 +85,13 @@ func (s *Server) controlRoutes(m *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, map[string]int{"seeded": len(offers)})
 	})
+	m.HandleFunc("DELETE /_sandbox/offers/{sku}", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.DeleteOffers(r.PathValue("sku")); err != nil {
+			writeError(w, http.StatusNotFound, "%v", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"deleted": r.PathValue("sku")})
+	})
 	m.HandleFunc("POST /_sandbox/orders", func(w http.ResponseWriter, r *http.Request) {
 		var spec OrderSpec
 		if !readControl(w, r, &spec, `{"lines":[{"sku","quantity"}],"shipping_type":"STD"}`) {

@@ -246,13 +246,20 @@ type stockImport struct {
 // offerExport is one OF52 export.
 type offerExport struct {
 	ID          string
+	Key         string // the normalised request: an identical one while this is PENDING gets this tracking id
 	Created     time.Time
 	Ready       time.Time
 	Type        string // text/csv | application/json
 	Fields      []string
-	Since       *time.Time
+	Rename      map[string]string
+	Since       *time.Time // differential mode
 	Inactive    bool
-	Body        []byte // snapshot taken when the export completes
-	Completed   bool
+	Channels    []string
+	Items       int      // items per chunk
+	Bytes       int      // bytes per chunk
+	Status      string   // PENDING, COMPLETED, FAILED
+	Fail        bool     // decided at creation (fault job_failed): ends FAILED
+	Chunks      [][]byte // files, rendered when the export completes
+	Offers      int      // offers exported
 	LastUpdated time.Time
 }

@@ -1,14 +1,9 @@
 package sandbox
 
 import (
-	"bytes"
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -55,6 +50,7 @@ func (s *Server) seedOffers(offers []OfferSeed) error {
 			s.offerSeq++
 			of = &offer{ID: s.offerSeq, SKU: sd.SKU, Created: now}
 			s.offers[sd.SKU] = of
+			delete(s.deleted, sd.SKU) // a new offer for a SKU deleted before
 		}
 		of.Price, of.Quantity, of.Updated = sd.Price, sd.Quantity, now
 		of.Title = firstNonEmpty(sd.Title, firstNonEmpty(of.Title, "Product "+sd.SKU))
@@ -72,6 +68,29 @@ func (s *Server) seedOffers(offers []OfferSeed) error {
 		if sd.Physical != nil {
 			s.world.SetPhysical(sd.SKU, *sd.Physical)
 		}
+	}
+	return nil
+}
+
+// DeleteOffers deletes offers from the catalogue, as an offer import with
+// update-delete=delete would: OF21 no longer lists them, orders and stock
+// imports can no longer name them, a full offer export (OF52) leaves them
+// out and a differential one reports them with "deleted": true. Unknown SKUs
+// are an error and nothing is deleted.
+func (s *Server) DeleteOffers(skus ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.processLocked()
+	for _, sku := range skus {
+		if s.offers[sku] == nil {
+			return fmt.Errorf("no offer with SKU %q", sku)
+		}
+	}
+	for _, sku := range skus {
+		of := s.offers[sku]
+		delete(s.offers, sku)
+		of.Updated = now
+		s.deleted[sku] = of
 	}
 	return nil
 }
@@ -222,201 +241,4 @@ func (s *Server) handleListOffers(w http.ResponseWriter, r *http.Request) {
 		out.Offers = append(out.Offers, renderOffer(list[i], now))
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-type offerExportRequest struct {
-	ExportType            string   `json:"export_type"`
-	IncludeFields         []string `json:"include_fields"`
-	IncludeInactiveOffers bool     `json:"include_inactive_offers"`
-	LastRequestDate       *string  `json:"last_request_date"`
-	ItemsPerChunk         int64    `json:"items_per_chunk"`
-	MegabytesPerChunk     int64    `json:"megabytes_per_chunk"`
-	ChannelCodes          []string `json:"channel_codes"`
-}
-
-// handleOfferExport is OF52: start an asynchronous offer export. Full mode
-// (no last_request_date) returns active offers only unless
-// include_inactive_offers; differential mode returns every offer updated
-// since the date, inactive ones included.
-func (s *Server) handleOfferExport(w http.ResponseWriter, r *http.Request) {
-	var req offerExportRequest
-	if r.ContentLength != 0 {
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, "The body must be a JSON object (export_type, include_fields, last_request_date...): %v", err)
-			return
-		}
-	}
-	switch req.ExportType {
-	case "":
-		req.ExportType = "text/csv"
-	case "text/csv", "application/json":
-	default:
-		writeError(w, http.StatusBadRequest, "Invalid export_type %q: expected text/csv or application/json", req.ExportType)
-		return
-	}
-	ex := &offerExport{Type: req.ExportType, Fields: req.IncludeFields, Inactive: req.IncludeInactiveOffers}
-	if req.LastRequestDate != nil {
-		if req.IncludeInactiveOffers {
-			writeError(w, http.StatusBadRequest, "include_inactive_offers cannot be used in differential mode (with last_request_date)")
-			return
-		}
-		t, err := parseTime(*req.LastRequestDate)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "last_request_date: %v", err)
-			return
-		}
-		ex.Since = &t
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.processLocked()
-	s.exportSeq++
-	ex.ID, ex.Created, ex.LastUpdated, ex.Ready = s.uuidLocked(), now, now, now.Add(s.cfg.ExportDelay)
-	s.exports[ex.ID] = ex
-	id := ex.ID
-	complete := func(at time.Time) {
-		e := s.exports[id]
-		if e == nil || e.Completed {
-			return
-		}
-		e.Body, e.Completed, e.LastUpdated = s.renderExportLocked(e, at), true, at
-	}
-	s.scheduleLocked(ex.Ready, complete)
-	if s.cfg.ExportDelay <= 0 {
-		complete(now)
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"tracking_id": ex.ID})
-}
-
-// exportFields maps CSV column names (hyphenated) to JSON names.
-var exportFields = []string{"offer-id", "shop-sku", "product-sku", "quantity", "price", "currency-iso-code",
-	"active", "deleted", "state-code", "date-created", "last-updated", "leadtime-to-ship", "shop-id", "warehouses"}
-
-func (s *Server) renderExportLocked(e *offerExport, at time.Time) []byte {
-	fields := exportFields
-	if len(e.Fields) > 0 {
-		fields = nil
-		for _, f := range e.Fields {
-			fields = append(fields, strings.ReplaceAll(f, "_", "-"))
-		}
-	}
-	var rows []map[string]any
-	for _, sku := range sortedKeys(s.offers) {
-		o := s.offers[sku]
-		active := o.total() > 0
-		if e.Since != nil && o.Updated.Before(*e.Since) {
-			continue
-		}
-		if e.Since == nil && !active && !e.Inactive {
-			continue
-		}
-		var whs []wireWarehouse
-		for _, code := range sortedKeys(o.Warehouses) {
-			whs = append(whs, wireWarehouse{Code: code, Quantity: o.Warehouses[code]})
-		}
-		all := map[string]any{"offer-id": o.ID, "shop-sku": o.SKU, "product-sku": o.ProductSKU, "quantity": o.total(),
-			"price": mon(o.Price), "currency-iso-code": "GBP", "active": active, "deleted": false, "state-code": "11",
-			"date-created": fmtTime(o.Created), "last-updated": fmtTime(o.Updated), "leadtime-to-ship": 2,
-			"shop-id": s.cfg.ShopID, "warehouses": whs}
-		row := map[string]any{}
-		for _, f := range fields {
-			if v, ok := all[f]; ok {
-				row[f] = v
-			}
-		}
-		rows = append(rows, row)
-	}
-	if e.Type == "application/json" {
-		out := make([]map[string]any, 0, len(rows))
-		for _, row := range rows {
-			j := map[string]any{}
-			for k, v := range row {
-				if k == "warehouses" && v.([]wireWarehouse) == nil {
-					continue
-				}
-				j[strings.ReplaceAll(k, "-", "_")] = v
-			}
-			out = append(out, j)
-		}
-		b, _ := json.Marshal(out)
-		return b
-	}
-	var buf bytes.Buffer
-	cw := csv.NewWriter(&buf)
-	cw.Comma = ';'
-	var head []string
-	for _, f := range fields {
-		if f != "warehouses" {
-			head = append(head, f)
-		}
-	}
-	_ = cw.Write(head)
-	for _, row := range rows {
-		rec := make([]string, len(head))
-		for i, f := range head {
-			switch v := row[f].(type) {
-			case money:
-				rec[i] = v.dec().StringFixed(2)
-			case int64:
-				rec[i] = strconv.FormatInt(v, 10)
-			case nil:
-			default:
-				rec[i] = fmt.Sprint(v)
-			}
-		}
-		_ = cw.Write(rec)
-	}
-	cw.Flush()
-	return buf.Bytes()
-}
-
-// handleOfferExportStatus is OF53.
-func (s *Server) handleOfferExportStatus(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("tracking_id")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.processLocked()
-	e := s.exports[id]
-	if e == nil {
-		writeError(w, http.StatusNotFound, "Export '%s' not found", id)
-		return
-	}
-	out := struct {
-		LastUpdated string   `json:"last_updated"`
-		Status      string   `json:"status"`
-		URLs        []string `json:"urls,omitempty"`
-	}{LastUpdated: fmtTime(e.LastUpdated), Status: "PENDING"}
-	if e.Completed {
-		out.Status = "COMPLETED"
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		ext := "csv"
-		if e.Type == "application/json" {
-			ext = "json"
-		}
-		out.URLs = []string{fmt.Sprintf("%s://%s/api/offers/export/async/file/%s?file=of52-export/0.%s", scheme, r.Host, e.ID, ext)}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// handleOfferExportFile is OF54: one chunk of a completed export.
-func (s *Server) handleOfferExportFile(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("tracking_id")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.processLocked()
-	e := s.exports[id]
-	if e == nil || !e.Completed {
-		writeError(w, http.StatusNotFound, "Export file '%s' not found (or not completed yet: check OF53)", id)
-		return
-	}
-	ct := "text/csv;charset=UTF-8"
-	if e.Type == "application/json" {
-		ct = "application/json;charset=UTF-8"
-	}
-	w.Header().Set("Content-Type", ct)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(e.Body)
 }

@@ -10,6 +10,8 @@ import (
 
 // miraklFaults are the fault kinds a Mirakl instance (or the proxies in front
 // of it) produces. Mirakl has no session expiry, HTML pages or callbacks.
+// job_failed is not among them: it is decided by OF52 itself when it creates
+// an export, which then ends FAILED.
 var miraklFaults = []sandboxkit.FaultKind{
 	sandboxkit.FaultRateLimit, sandboxkit.FaultServerError, sandboxkit.FaultLatency,
 	sandboxkit.FaultDrop, sandboxkit.FaultMalformed, sandboxkit.FaultTruncated,

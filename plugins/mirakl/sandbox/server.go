@@ -78,6 +78,7 @@ type Server struct {
 	rng    *rand.Rand // customers, shipment ids, 5xx codes
 
 	offers      map[string]*offer // by SKU
+	deleted     map[string]*offer // deleted offers by SKU (Updated = deletion), for differential exports
 	offerSeq    int64
 	warehouses  map[string]bool
 	orders      map[string]*order
@@ -145,6 +146,7 @@ func New(cfg Config) *Server {
 		faults:     cfg.Faults,
 		rng:        rand.New(rand.NewSource(cfg.Seed)),
 		offers:     map[string]*offer{},
+		deleted:    map[string]*offer{},
 		offerSeq:   2000000,
 		warehouses: map[string]bool{},
 		orders:     map[string]*order{},
