@@ -27,6 +27,9 @@
 // small pool of read-only connections: in WAL mode readers never block the
 // writer and the writer never blocks readers. busy_timeout (10 s) covers the
 // rarer case of a second process (an admin command) writing the same file.
+// Every connection keeps the statements it runs prepared, keyed by their SQL
+// text (stmt_cache.go): the driver would otherwise parse each one again on
+// every call.
 //
 // # Durability
 //
@@ -56,8 +59,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go)
 )
 
 // EnvDSN names the environment variable that selects the store when no DSN is
@@ -113,6 +114,7 @@ type core struct {
 	r      *sql.DB // read-only pool (== w for in-memory databases)
 	now    func() time.Time
 	lastKV atomic.Int64 // unix nanos of the last expired-KV sweep
+	stmts  stmtCounters // use of the connections' statement caches (stmt_cache.go)
 
 	closeOnce sync.Once
 }
@@ -225,7 +227,7 @@ func openCore(ctx context.Context, dsn string) (*core, error) {
 		c.where = "in memory (" + t.uri + ")"
 		// One connection for everything: a :memory: database exists per
 		// connection, so a pool would see several empty databases.
-		w, err := sql.Open("sqlite", withParams(t.uri, "_pragma=foreign_keys(1)", "_txlock=immediate"))
+		w, err := openSQLite(withParams(t.uri, "_pragma=foreign_keys(1)", "_txlock=immediate"), &c.stmts)
 		if err != nil {
 			return nil, fmt.Errorf("cannot open in-memory store: %w", err)
 		}
@@ -247,7 +249,7 @@ func openCore(ctx context.Context, dsn string) (*core, error) {
 			"_pragma=synchronous(NORMAL)",
 			"_pragma=foreign_keys(1)",
 		}
-		w, err := sql.Open("sqlite", withParams(t.uri, append(common, "_txlock=immediate")...))
+		w, err := openSQLite(withParams(t.uri, append(common, "_txlock=immediate")...), &c.stmts)
 		if err != nil {
 			return nil, fmt.Errorf("cannot open store %s: %w", t.path, err)
 		}
@@ -262,7 +264,7 @@ func openCore(ctx context.Context, dsn string) (*core, error) {
 			_ = w.Close()
 			return nil, fmt.Errorf("cannot open store %s: %w: check the path is an SQLite file (or absent) in a writable directory, or set %s", t.path, err, EnvDSN)
 		}
-		r, err := sql.Open("sqlite", withParams(t.uri, append(common, "_pragma=query_only(1)")...))
+		r, err := openSQLite(withParams(t.uri, append(common, "_pragma=query_only(1)")...), &c.stmts)
 		if err != nil {
 			_ = w.Close()
 			return nil, fmt.Errorf("cannot open store %s for reading: %w", t.path, err)
