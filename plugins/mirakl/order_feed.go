@@ -504,7 +504,7 @@ func (f *orderFeed) poll(ctx context.Context, p ListOrdersParams) error {
 		_ = f.st.MarkHealth(ctx, strings.TrimPrefix(s.name, "mirakl_orders/"), "poll (OR11)", "")
 	}
 	if drifted {
-		f.log.Warnf("Mirakl's order list changed while paging OR11; polling again at once so no order is skipped")
+		f.log.Debugf("Mirakl's order list changed while paging OR11 (normal while orders arrive); polling again at once so no order is skipped")
 		f.poke()
 	}
 	return nil
