@@ -2,6 +2,7 @@ package mirakl_test
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 
@@ -68,6 +69,60 @@ func FuzzParseStockErrorReport(f *testing.F) {
 		for _, r := range rows {
 			if r.OfferSKU != strings.TrimSpace(r.OfferSKU) || r.Reason != strings.TrimSpace(r.Reason) {
 				t.Fatalf("untrimmed field in %+v", r)
+			}
+		}
+	})
+}
+
+// An OF54 file is used whole or not at all: whatever the bytes, the decoder
+// never panics, and every offer it accepts is one the stock flows can use.
+func FuzzParseOfferExportChunk(f *testing.F) {
+	for _, s := range []string{
+		`[{"shop_sku":"JM-1","quantity":3,"active":true,"deleted":false,"last_updated":"2026-01-02T03:04:05Z"}]`,
+		`[{"shop_sku":"JM-2","quantity":5,"warehouses":[{"code":"LEEDS","quantity":2},{"code":"BRISTOL","quantity":3}]}]`,
+		`[{"shop_sku":"JM-3","deleted":true},{"shop_sku":" JM-4 ","quantity":"7","active":"false"}]`,
+		`[{"shop_sku":"JM-5","quantity":-1}]`,
+		`[{"shop_sku":"JM-6","quantity":1.5}]`,
+		`[{"shop_sku":"JM-7","quantity":99999999999}]`,
+		`[{"quantity":1}]`,
+		`[null]`,
+		`[{"shop_sku":"JM-8","quantity":1,"warehouses":[{"quantity":1}]}]`,
+		`[{"shop_sku":"JM-9","quantity":1}] trailing`,
+		`[{"shop_sku":"JM-10","quantity":1},`,
+		`{"status":200,"message":"OK"}`,
+		"shop-sku;quantity;active;deleted;last-updated\nJM-1;3;true;false;2026-01-02T03:04:05Z\nJM-2;;false;true;\n",
+		"\xef\xbb\xbf\"shop-sku\";\"quantity\"\n\"JM;1\";\"4\"\n",
+		"offer-id;quantity\n1;2\n",
+		"shop-sku;quantity\n;3\nJM-1;x\n",
+		"", " ", "[]", "null", "<html>502</html>",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		offers, err := mirakl.ParseOfferExportChunk(data)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("an error must say what is wrong")
+			}
+			if offers != nil {
+				t.Fatalf("offers returned with an error: %+v", offers)
+			}
+			return
+		}
+		for _, q := range offers {
+			if q.ShopSKU == "" || q.ShopSKU != strings.TrimSpace(q.ShopSKU) {
+				t.Fatalf("accepted an offer without a clean shop SKU: %+v", q)
+			}
+			if q.Quantity < 0 || q.Quantity > math.MaxInt32 {
+				t.Fatalf("accepted quantity %d", q.Quantity)
+			}
+			if q.Deleted && q.Active && !strings.Contains(string(data), "active") {
+				t.Fatalf("a deleted offer is active by default: %+v", q)
+			}
+			for _, w := range q.Warehouses {
+				if w.Code == "" || w.Code != strings.TrimSpace(w.Code) || w.Quantity < 0 || w.Quantity > math.MaxInt32 {
+					t.Fatalf("accepted warehouse %+v", w)
+				}
 			}
 		}
 	})
