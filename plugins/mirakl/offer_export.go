@@ -96,6 +96,13 @@ type OfferExportInfo struct {
 	// in them (a change between AsOf and CompletedBy may be too). It is the
 	// Since of the next differential export. When the answer carries no
 	// Date header, it is the local time the request was sent.
+	//
+	// When OF52 had to be sent again (a 5xx, a timeout or a damaged answer
+	// after Mirakl had already started the export), AsOf is the Date of the
+	// answer that arrived, which can be later than the start of the export
+	// Mirakl then names: a change made in between may be missing. Reaching
+	// a differential export back a little before AsOf (offerMirror's
+	// Overlap) covers it.
 	AsOf time.Time
 	// CompletedBy is the Date header of the OF53 answer that reported the
 	// export COMPLETED (Mirakl's clock): no change after it is in the
@@ -179,15 +186,14 @@ func (c *Client) RunOfferExport(ctx context.Context, opts OfferExportOptions, fn
 	if body.MegabytesPerChunk <= 0 {
 		body.MegabytesPerChunk = int(min(max(c.maxBody/2>>20, 10), 1000))
 	}
+	// OF52 is retried like a read (a damaged answer too): Mirakl answers a
+	// duplicate request with the running export's tracking id.
 	sent := time.Now()
-	resp, err := c.do(ctx, request{op: OpOF52, path: "/api/offers/export/async", body: jsonBody(body), subject: "offer export"})
-	if err != nil {
-		return info, err
-	}
 	var started struct {
 		TrackingID string `json:"tracking_id"`
 	}
-	if err := decode(OpOF52, resp, &started); err != nil {
+	resp, err := c.getJSONResp(ctx, request{op: OpOF52, path: "/api/offers/export/async", body: jsonBody(body), subject: "offer export"}, &started)
+	if err != nil {
 		return info, err
 	}
 	if started.TrackingID == "" {

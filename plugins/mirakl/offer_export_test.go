@@ -170,6 +170,9 @@ func TestExportOffersRetries(t *testing.T) {
 	e.seed("SKU-A", "SKU-B")
 	for _, r := range []sandboxkit.FaultRule{
 		{Op: "OF52", Kind: sandboxkit.FaultRateLimit, Rate: 1, Times: 1, RetryAfter: 1},
+		// The export is created, its answer damaged: sent again, OF52
+		// names the running export.
+		{Op: "OF52", Kind: sandboxkit.FaultTruncated, Rate: 1, Times: 1},
 		{Op: "OF53", Kind: sandboxkit.FaultServerError, Rate: 1, Times: 1},
 		{Op: "OF54", Kind: sandboxkit.FaultTruncated, Rate: 1, Times: 1},
 		{Op: "OF54", Kind: sandboxkit.FaultMalformed, Rate: 1, Times: 1},
@@ -187,8 +190,8 @@ func TestExportOffersRetries(t *testing.T) {
 	if time.Since(start) < time.Second {
 		t.Errorf("the 429's Retry-After (1 s) was not honoured")
 	}
-	if calls, limited := e.calls(mirakl.OpOF52); calls != 2 || limited != 1 {
-		t.Errorf("OF52: %d calls, %d 429s; want 2 and 1", calls, limited)
+	if calls, limited := e.calls(mirakl.OpOF52); calls != 3 || limited != 1 {
+		t.Errorf("OF52: %d calls, %d 429s; want 3 and 1", calls, limited)
 	}
 	if calls, _ := e.calls(mirakl.OpOF54); calls != 3 {
 		t.Errorf("OF54: %d calls, want 3 (two damaged files, then the file)", calls)

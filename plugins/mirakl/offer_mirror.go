@@ -50,9 +50,10 @@ type offerMirrorOptions struct {
 	FullRetry time.Duration
 	// Overlap reaches a differential export back this far before the last
 	// export's as-of time (default 1 minute), in case Mirakl dates an
-	// offer change a little before it shows in its exports. Offers changed
-	// in the overlap are read twice, with their current quantity both
-	// times, so it costs only file size.
+	// offer change a little before it shows in its exports, or OF52 had to
+	// be sent again (see OfferExportInfo.AsOf). Offers changed in the
+	// overlap are read twice, with their current quantity both times, so
+	// it costs only file size.
 	Overlap time.Duration
 	// Export sets the exports' chunking and OF53 polling; Since and
 	// ActiveOnly are the mirror's.
