@@ -92,6 +92,7 @@ func buildBenchServer() *Server {
 			s.despatches = append(s.despatches, d)
 		}
 	}
+	s.rebuildIndexLocked()
 	return s
 }
 

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,39 +24,87 @@ func (s *Server) getSaveTemplate(name string) integrationResponse {
 	return okResponse(0, s.fields[t].header())
 }
 
-// templateRowsLocked returns a template's records keyed by canonical field.
-func (s *Server) templateRowsLocked(t string) []map[string]string {
-	var rows []map[string]string
+// tplRow is one record of an integration template: an item type, a sales
+// order header, or a sales order line (o and l).
+type tplRow struct {
+	it *item
+	o  *order
+	l  *orderLine
+}
+
+// value reads a record's field by canonical key. A header is its fields
+// with SalesOrderNumber and Status; a line is its fields with
+// SalesOrderNumber, ItemCode, QuantityOrdered and Line as stored.
+func (r tplRow) value(k string) string {
+	switch {
+	case r.it != nil:
+		return r.it.fields[k]
+	case r.l != nil:
+		switch k {
+		case "SalesOrderNumber":
+			return r.o.number
+		case "ItemCode":
+			return r.l.itemCode
+		case "QuantityOrdered":
+			return strconv.Itoa(r.l.qty)
+		case "Line":
+			return r.l.line
+		}
+		return r.l.fields[k]
+	}
+	switch k {
+	case "SalesOrderNumber":
+		return r.o.number
+	case "Status":
+		return r.o.status
+	}
+	return r.o.fields[k]
+}
+
+// templateRowsLocked returns the records of a template that c may match,
+// in GetData order (items and orders oldest first, an order's lines in
+// order): those whose key c pins (ItemCode, SalesOrderNumber), else all.
+// matched says they all match c.
+func (s *Server) templateRowsLocked(t string, c clause) (rows []tplRow, matched bool) {
 	switch t {
 	case TemplateItemTypes:
-		items := make([]*item, 0, len(s.items))
-		for _, it := range s.items {
-			items = append(items, it)
+		if codes, exact, ok := pinned(c, "ItemCode"); ok {
+			for _, code := range codes {
+				if it := s.items[code]; it != nil {
+					rows = append(rows, tplRow{it: it})
+				}
+			}
+			sort.Slice(rows, func(i, j int) bool { return rows[i].it.seq < rows[j].it.seq })
+			return slices.CompactFunc(rows, func(a, b tplRow) bool { return a.it == b.it }), exact
 		}
-		sort.Slice(items, func(i, j int) bool { return items[i].seq < items[j].seq })
-		for _, it := range items {
-			rows = append(rows, it.fields)
+		rows = make([]tplRow, len(s.ix.items))
+		for i, it := range s.ix.items {
+			rows[i] = tplRow{it: it}
 		}
-	case TemplateSalesOrders:
-		for _, o := range s.ordersBySeqLocked() {
-			r := copyMap(o.fields)
-			r["SalesOrderNumber"] = o.number
-			r["Status"] = o.status
-			rows = append(rows, r)
-		}
-	case TemplateSalesOrderItems:
-		for _, o := range s.ordersBySeqLocked() {
-			for _, l := range o.lines {
-				r := copyMap(l.fields)
-				r["SalesOrderNumber"] = o.number
-				r["ItemCode"] = l.itemCode
-				r["QuantityOrdered"] = strconv.Itoa(l.qty)
-				r["Line"] = l.line
-				rows = append(rows, r)
+		return rows, false
+	}
+	orders := s.ix.orders
+	nums, exact, ok := pinned(c, "SalesOrderNumber")
+	if ok {
+		orders = nil
+		for _, n := range nums {
+			if o := s.orders[n]; o != nil {
+				orders = append(orders, o)
 			}
 		}
+		sort.Slice(orders, func(i, j int) bool { return orders[i].seq < orders[j].seq })
+		orders = slices.Compact(orders)
 	}
-	return rows
+	for _, o := range orders {
+		if t == TemplateSalesOrders {
+			rows = append(rows, tplRow{o: o})
+			continue
+		}
+		for _, l := range o.lines {
+			rows = append(rows, tplRow{o: o, l: l})
+		}
+	}
+	return rows, ok && exact
 }
 
 func copyMap(m map[string]string) map[string]string {
@@ -84,23 +133,46 @@ func (s *Server) getData(r getRequest) integrationResponse {
 	if err != nil {
 		return errResponse("Invalid search clause: " + err.Error())
 	}
-	var matched []map[string]string
-	for _, row := range s.templateRowsLocked(t) {
-		if c.eval(func(k string) string { return row[k] }) {
-			matched = append(matched, row)
+	var total int
+	var rows []tplRow
+	switch {
+	case isTrue(c) && t == TemplateItemTypes:
+		total = len(s.ix.items)
+		page := pageOf(total, r.PageNo, r.ItemsPerPage)
+		for _, it := range s.ix.items[page.start:page.end] {
+			rows = append(rows, tplRow{it: it})
 		}
+	case isTrue(c) && t == TemplateSalesOrders:
+		total = len(s.ix.orders)
+		page := pageOf(total, r.PageNo, r.ItemsPerPage)
+		for _, o := range s.ix.orders[page.start:page.end] {
+			rows = append(rows, tplRow{o: o})
+		}
+	default:
+		matched, all := s.templateRowsLocked(t, c)
+		if !all {
+			kept := matched[:0]
+			for _, row := range matched {
+				if c.eval(row.value) {
+					kept = append(kept, row)
+				}
+			}
+			matched = kept
+		}
+		total = len(matched)
+		page := pageOf(total, r.PageNo, r.ItemsPerPage)
+		rows = matched[page.start:page.end]
 	}
-	page := pageOf(len(matched), r.PageNo, r.ItemsPerPage)
 	names, keys := fm.exportColumns()
-	out := make([][]string, 0, page.end-page.start)
-	for _, row := range matched[page.start:page.end] {
+	out := make([][]string, 0, len(rows))
+	for _, row := range rows {
 		rec := make([]string, len(keys))
 		for i, k := range keys {
-			rec[i] = row[k]
+			rec[i] = row.value(k)
 		}
 		out = append(out, rec)
 	}
-	return okResponse(len(matched), writeCSV(names, out))
+	return okResponse(total, writeCSV(names, out))
 }
 
 type pageRange struct{ start, end int }

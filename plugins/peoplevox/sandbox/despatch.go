@@ -122,13 +122,13 @@ func (s *Server) despatchLocked(o *order, random bool) bool {
 		for _, l := range order {
 			n := counts[l]
 			pk.items = append(pk.items, PackageItem{ItemCode: l.itemCode, Line: lineLabel(o, l), Quantity: n})
-			l.allocated -= n
+			s.allocLocked(o, l, -n)
 			l.despatched += n
 			s.world.Despatch(l.itemCode, n)
 		}
 		d.packages = append(d.packages, pk)
 	}
-	s.despatches = append(s.despatches, d)
+	s.addDespatchLocked(d)
 
 	done := true
 	for _, l := range o.lines {

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -121,21 +122,21 @@ func (s *Server) saveData(r saveRequest) integrationResponse {
 		}
 		res.Statuses = append(res.Statuses, st)
 	}
-	for _, o := range s.ordersBySeqLocked() {
-		if !touched[o] {
-			continue
-		}
+	orders := make([]*order, 0, len(touched))
+	for o := range touched {
+		orders = append(orders, o)
+	}
+	sort.Slice(orders, func(i, j int) bool { return orders[i].seq < orders[j].seq })
+	for _, o := range orders {
 		s.allocateOrderLocked(o)
 		for _, l := range o.lines {
 			codes = append(codes, l.itemCode)
 		}
 	}
-	for _, o := range s.ordersBySeqLocked() {
-		if touched[o] {
-			// lines removed or reduced may free stock for older waiting orders
-			for _, l := range o.lines {
-				s.allocateItemLocked(l.itemCode)
-			}
+	for _, o := range orders {
+		// lines removed or reduced may free stock for older waiting orders
+		for _, l := range o.lines {
+			s.allocateItemLocked(l.itemCode)
 		}
 	}
 	s.checkAvailabilityLocked(codes...)
@@ -158,20 +159,18 @@ func (s *Server) saveItemLocked(vals map[string]string, action int) string {
 		return "Item types cannot be deleted through SaveData"
 	}
 	if bc := vals["Barcode"]; bc != "" {
-		for _, other := range s.items {
-			if other.code != code && other.fields["Barcode"] == bc {
+		for _, other := range s.ix.barcodes[bc] {
+			if other.code != code {
 				return fmt.Sprintf("Barcode '%s' is already used by item '%s'", bc, other.code)
 			}
 		}
 	}
 	it := s.items[code]
 	if it == nil {
-		s.itemSeq++
-		it = &item{code: code, seq: s.itemSeq, fields: map[string]string{"ItemCode": code}}
-		s.items[code] = it
+		it = s.newItemLocked(code)
 	}
 	for k, v := range vals {
-		it.fields[k] = v
+		s.setItemFieldLocked(it, k, v)
 	}
 	return ""
 }
@@ -207,10 +206,9 @@ func (s *Server) saveOrderLocked(vals map[string]string, action int) (*order, st
 			return nil, fmt.Sprintf("Sales order '%s' does not exist", num)
 		}
 		now := s.clock.Now()
-		s.orderSeq++
-		o = &order{number: num, seq: s.orderSeq, fields: map[string]string{}, status: StatusNew, created: now, modified: now,
+		o = &order{number: num, fields: map[string]string{}, status: StatusNew, created: now, modified: now,
 			history: []StatusChange{{Status: StatusNew, At: now}}}
-		s.orders[num] = o
+		s.newOrderLocked(o)
 	} else if cancel && o.status != StatusCancelled && o.started() {
 		return nil, fmt.Sprintf("Sales order '%s' cannot be cancelled: status is %s", num, o.status)
 	}
@@ -286,7 +284,7 @@ func (s *Server) saveLineLocked(vals map[string]string, action int) (*order, str
 		if found == nil {
 			return nil, fmt.Sprintf("Sales order '%s' has no line '%s'", num, firstNonEmpty(lineKey, code))
 		}
-		s.releaseLine(found)
+		s.releaseLine(o, found)
 		o.lines = append(o.lines[:idx], o.lines[idx+1:]...)
 		o.gen++
 		o.cycle = false
@@ -308,12 +306,12 @@ func (s *Server) saveLineLocked(vals map[string]string, action int) (*order, str
 		qty = q
 	}
 	if found == nil {
-		found = &orderLine{line: lineKey, itemCode: code, fields: map[string]string{}}
+		found = &orderLine{line: lineKey, fields: map[string]string{}}
 		o.lines = append(o.lines, found)
 	} else if found.itemCode != code || (hasQty && qty < found.allocated) {
-		s.releaseLine(found)
+		s.releaseLine(o, found)
 	}
-	found.itemCode = code
+	s.lineItemLocked(o, found, code)
 	if hasQty {
 		found.qty = qty
 	}
@@ -328,7 +326,7 @@ func (s *Server) saveLineLocked(vals map[string]string, action int) (*order, str
 	return o, ""
 }
 
-func (s *Server) releaseLine(l *orderLine) { l.allocated = 0 }
+func (s *Server) releaseLine(o *order, l *orderLine) { s.allocLocked(o, l, -l.allocated) }
 
 func firstNonEmpty(a ...string) string {
 	for _, x := range a {

@@ -78,6 +78,17 @@ func (n cmpNode) eval(get func(string) string) bool {
 	case "contains":
 		return strings.Contains(v, n.lit.s)
 	}
+	if n.lit.kind == litString {
+		// What compareValue decides, without parsing numbers: against a
+		// string literal, equal means the same text (two numbers equal in
+		// value but spelt differently compare by their text).
+		switch n.op {
+		case "equals", "==":
+			return v == n.lit.s
+		case "!=":
+			return v != n.lit.s
+		}
+	}
 	c, ok := compareValue(v, n.lit)
 	if !ok {
 		return n.op == "!="
@@ -542,4 +553,104 @@ func (p *parser) dateTime() (literal, error) {
 	}
 	t := time.Date(parts[0], time.Month(parts[1]), parts[2], parts[3], parts[4], parts[5], 0, time.UTC)
 	return literal{kind: litDate, t: t}, nil
+}
+
+// falseNode matches nothing (a comparison folded to false).
+type falseNode struct{}
+
+func (falseNode) eval(func(string) string) bool { return false }
+
+// foldConstants replaces each comparison of a column whose value is the
+// same in every row (value returns it) by its outcome, and simplifies. The
+// result matches exactly the rows c matches: evaluating a clause has no
+// side effects, so only boolean algebra is used.
+func foldConstants(c clause, value func(key string) (string, bool)) clause {
+	switch n := c.(type) {
+	case cmpNode:
+		if v, ok := value(n.key); ok {
+			if n.eval(func(string) string { return v }) {
+				return trueNode{}
+			}
+			return falseNode{}
+		}
+	case andNode:
+		l, r := foldConstants(n.l, value), foldConstants(n.r, value)
+		switch {
+		case isFalse(l) || isFalse(r):
+			return falseNode{}
+		case isTrue(l):
+			return r
+		case isTrue(r):
+			return l
+		}
+		return andNode{l, r}
+	case orNode:
+		l, r := foldConstants(n.l, value), foldConstants(n.r, value)
+		switch {
+		case isTrue(l) || isTrue(r):
+			return trueNode{}
+		case isFalse(l):
+			return r
+		case isFalse(r):
+			return l
+		}
+		return orNode{l, r}
+	case notNode:
+		x := foldConstants(n.c, value)
+		switch {
+		case isTrue(x):
+			return falseNode{}
+		case isFalse(x):
+			return trueNode{}
+		}
+		return notNode{x}
+	}
+	return c
+}
+
+func isTrue(c clause) bool  { _, ok := c.(trueNode); return ok }
+func isFalse(c clause) bool { _, ok := c.(falseNode); return ok }
+
+// pinned returns the values a row's key must equal exactly for the row to
+// match c, when c allows only a finite set (Key.Equals("a") OR Key == "b",
+// possibly ANDed with anything); ok is false otherwise. Callers look the
+// values up in an index; exact says c is nothing but those equalities, so
+// every row found matches, else callers evaluate c on each row found.
+// (Equality with a string literal holds only for the identical string:
+// compareValue falls back to comparing the text when two numbers are equal
+// but spelt differently.)
+func pinned(c clause, key string) (vals []string, exact, ok bool) {
+	switch n := c.(type) {
+	case cmpNode:
+		if n.key == key && (n.op == "equals" || n.op == "==") && n.lit.kind == litString {
+			return []string{n.lit.s}, true, true
+		}
+	case falseNode:
+		return nil, true, true
+	case orNode:
+		l, exactL, okL := pinned(n.l, key)
+		if !okL {
+			return nil, false, false
+		}
+		r, exactR, okR := pinned(n.r, key)
+		if !okR {
+			return nil, false, false
+		}
+		return append(l, r...), exactL && exactR, true
+	case andNode:
+		l, _, okL := pinned(n.l, key)
+		r, _, okR := pinned(n.r, key)
+		switch {
+		case okL && okR:
+			if len(r) < len(l) {
+				return r, false, true
+			}
+			return l, false, true
+		case okL:
+			return l, false, true
+		case okR:
+			return r, false, true
+		}
+	}
+	return nil, false, false
 }

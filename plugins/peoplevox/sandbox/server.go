@@ -85,6 +85,7 @@ type Server struct {
 	packageSeq  int
 	goodsInSeq  int
 	lastAvail   map[string]int
+	ix          index // kept on every write: see index.go
 	fields      map[string]*fieldMap
 	calls       map[string]int
 
@@ -141,6 +142,7 @@ func New(cfg Config) *Server {
 		items:     map[string]*item{},
 		orders:    map[string]*order{},
 		lastAvail: map[string]int{},
+		ix:        newIndex(),
 		calls:     map[string]int{},
 		sess:      newSessions(),
 		done:      make(chan struct{}),

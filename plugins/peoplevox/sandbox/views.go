@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 	"time"
 
@@ -115,16 +114,14 @@ func (s *Server) SeedItems(items ...ItemSeed) {
 		}
 		it := s.items[sd.ItemCode]
 		if it == nil {
-			s.itemSeq++
-			it = &item{code: sd.ItemCode, seq: s.itemSeq, fields: map[string]string{"ItemCode": sd.ItemCode}}
-			s.items[sd.ItemCode] = it
+			it = s.newItemLocked(sd.ItemCode)
 		}
 		name := sd.Name
 		if name == "" {
 			name = sd.ItemCode
 		}
 		it.fields["Name"] = name
-		it.fields["Barcode"] = sd.Barcode
+		s.setItemFieldLocked(it, "Barcode", sd.Barcode)
 		s.world.SetPhysical(sd.ItemCode, max(sd.OnHand, 0))
 		s.deallocateLocked(sd.ItemCode)
 		s.allocateItemLocked(sd.ItemCode)
@@ -299,12 +296,7 @@ func (s *Server) Truth() Truth {
 		t.SalesOrders = append(t.SalesOrders, orderView(o))
 	}
 	t.Despatches = s.despatchViewsLocked()
-	items := make([]*item, 0, len(s.items))
-	for _, it := range s.items {
-		items = append(items, it)
-	}
-	sort.Slice(items, func(i, j int) bool { return items[i].seq < items[j].seq })
-	for _, it := range items {
+	for _, it := range s.ix.items {
 		t.Items = append(t.Items, ItemView{ItemCode: it.code, Name: it.fields["Name"], Barcode: it.fields["Barcode"],
 			OnHand: s.world.Physical(it.code), Allocated: s.reservedLocked(it.code), Available: s.availableLocked(it.code)})
 	}

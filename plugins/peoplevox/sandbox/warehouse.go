@@ -119,9 +119,11 @@ func (s *Server) setStatusLocked(o *order, status string) {
 		return
 	}
 	now := s.clock.Now()
+	before := o.status
 	o.status = status
 	o.modified = now
 	o.history = append(o.history, StatusChange{Status: status, At: now})
+	s.statusChangedLocked(o, before)
 	s.emitLocked(EventSalesOrderStatusChanges, map[string]string{
 		"SalesOrderNumber":                     o.number,
 		"LastModificationTime":                 now.Format("02/01/2006 15:04:05"),
@@ -132,36 +134,9 @@ func (s *Server) setStatusLocked(o *order, status string) {
 	})
 }
 
-// reservedLocked is the units of an item reserved by open orders.
-func (s *Server) reservedLocked(code string) int {
-	n := 0
-	for _, o := range s.orders {
-		if o.status == StatusCancelled {
-			continue
-		}
-		for _, l := range o.lines {
-			if l.itemCode == code {
-				n += l.allocated
-			}
-		}
-	}
-	return n
-}
-
-// reservedByItemLocked is reservedLocked of every item in one pass over the
-// orders (the availability report lists thousands of items).
-func (s *Server) reservedByItemLocked() map[string]int {
-	out := map[string]int{}
-	for _, o := range s.orders {
-		if o.status == StatusCancelled {
-			continue
-		}
-		for _, l := range o.lines {
-			out[l.itemCode] += l.allocated
-		}
-	}
-	return out
-}
+// reservedLocked is the units of an item allocated to lines of orders that
+// are not cancelled.
+func (s *Server) reservedLocked(code string) int { return s.ix.reserved[code] }
 
 // availableLocked is on hand minus reserved, never below zero.
 func (s *Server) availableLocked(code string) int {
@@ -200,14 +175,9 @@ func (s *Server) checkAvailabilityLocked(codes ...string) {
 	}
 }
 
-// ordersBySeqLocked returns orders oldest first.
+// ordersBySeqLocked returns every order, oldest first.
 func (s *Server) ordersBySeqLocked() []*order {
-	out := make([]*order, 0, len(s.orders))
-	for _, o := range s.orders {
-		out = append(out, o)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
-	return out
+	return append([]*order(nil), s.ix.orders...)
 }
 
 // allocateOrderLocked reserves free stock for an order's unallocated units
@@ -226,7 +196,7 @@ func (s *Server) allocateOrderLocked(o *order) {
 			free = 0
 		}
 		n := min(want, free)
-		l.allocated += n
+		s.allocLocked(o, l, n)
 		if short := want - n; short > l.maxShort {
 			l.maxShort = short
 		}
@@ -243,15 +213,17 @@ func (s *Server) releaseLocked(o *order) []string {
 	for _, l := range o.lines {
 		if l.allocated > 0 {
 			codes = append(codes, l.itemCode)
-			l.allocated = 0
+			s.allocLocked(o, l, -l.allocated)
 		}
 	}
 	return codes
 }
 
-// allocateItemLocked offers an item's free stock to waiting orders, oldest first.
+// allocateItemLocked offers an item's free stock to waiting orders, oldest
+// first. Only open orders with a line of the item can take any: the others
+// are not visited.
 func (s *Server) allocateItemLocked(code string) {
-	for _, o := range s.ordersBySeqLocked() {
+	for _, o := range s.ordersOfItemLocked(code) {
 		for _, l := range o.lines {
 			if l.itemCode == code && l.allocated+l.despatched < l.qty {
 				s.allocateOrderLocked(o)
@@ -262,16 +234,20 @@ func (s *Server) allocateItemLocked(code string) {
 }
 
 // deallocateLocked takes reservations back from the newest orders that have
-// not started picking until reserved ≤ on hand (after a stock loss).
+// not started picking until reserved ≤ on hand (after a stock loss). Every
+// order it passes (newest first, down to the one that made up the loss, or
+// all of them) that is Allocated with nothing allocated goes back to New.
 func (s *Server) deallocateLocked(code string) {
 	excess := s.reservedLocked(code) - s.world.Physical(code)
 	if excess <= 0 {
 		return
 	}
-	orders := s.ordersBySeqLocked()
+	// Only orders with a line of the item can give units back.
+	orders := s.ordersOfItemLocked(code)
+	stop := 0 // orders from this seq on were passed; 0 = every order
 	for i := len(orders) - 1; i >= 0 && excess > 0; i-- {
 		o := orders[i]
-		if !o.open() || o.started() {
+		if o.started() {
 			continue
 		}
 		for _, l := range o.lines {
@@ -279,12 +255,26 @@ func (s *Server) deallocateLocked(code string) {
 				continue
 			}
 			n := min(l.allocated, excess)
-			l.allocated -= n
+			s.allocLocked(o, l, -n)
 			excess -= n
 			if short := l.qty - l.despatched - l.allocated; short > l.maxShort {
 				l.maxShort = short
 			}
 		}
+		if excess <= 0 {
+			stop = o.seq
+		}
+	}
+	// The orders passed that are now Allocated with nothing allocated: the
+	// ones just emptied and those that were already (index.zombies).
+	var back []*order
+	for o := range s.ix.zombies {
+		if o.seq >= stop {
+			back = append(back, o)
+		}
+	}
+	sort.Slice(back, func(i, j int) bool { return back[i].seq > back[j].seq })
+	for _, o := range back {
 		if o.status == StatusAllocated && o.allocatedUnits() == 0 {
 			s.setStatusLocked(o, StatusNew)
 		}
