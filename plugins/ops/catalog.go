@@ -42,7 +42,9 @@ type ExceptionType struct {
 func (t ExceptionType) Done(o store.LedgerOrder) bool {
 	switch t.DoneWhen {
 	case "accepted":
-		return o.AcceptedAt != nil
+		// Recorded by the accept flow, or seen in Mirakl: an OR21 whose
+		// answer was lost can go through while its exception stays open.
+		return o.AcceptedAt != nil || pastAcceptance[o.MiraklState]
 	case "imported":
 		return o.SalesOrderNumber != ""
 	case "shipped":
@@ -60,6 +62,11 @@ func (t ExceptionType) Done(o store.LedgerOrder) bool {
 	}
 	return false
 }
+
+// pastAcceptance are the Mirakl order states an order reaches only once
+// accepted.
+var pastAcceptance = map[string]bool{"WAITING_DEBIT": true, "WAITING_DEBIT_PAYMENT": true, "SHIPPING": true,
+	"SHIPPED": true, "TO_COLLECT": true, "RECEIVED": true, "CLOSED": true}
 
 // Catalogue lists every exception type the connector can raise. The runbook
 // has a section per entry (a test checks it).

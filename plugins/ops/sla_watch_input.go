@@ -46,7 +46,11 @@ at risk, each with a `+"`check`"+`:
 
 Fields of a finding: `+"`order_id`"+`, `+"`deadline`"+`, `+"`time_left`"+` and `+"`time_left_seconds`"+`, `+"`threshold`"+`,
 `+"`since`"+`, `+"`age`"+` and `+"`age_seconds`"+`, `+"`detail`"+`. The sla_watch pipeline maps findings to alerts; the same
-finding comes every interval until the order is out of danger, and `+"`mpvx_alert`"+` de-duplicates by key.`).
+finding comes every interval until the order is out of danger, and `+"`mpvx_alert`"+` de-duplicates by key.
+
+Every interval it also resolves the open exceptions whose order has since reached the milestone that makes
+them pointless (an `+"`accept_failed`"+` whose order Mirakl now shows accepted, an `+"`import_failed`"+` imported by a
+later delivery), as "connector" with the milestone in the note.`).
 		Fields(
 			service.NewDurationField(swFieldInterval).Default("1m").Description("How often to look."),
 			service.NewStringListField(swFieldAcceptWarn).Default([]string{"2h", "30m"}).
@@ -315,6 +319,11 @@ func (w *SLAWatch) ReadBatch(ctx context.Context) (service.MessageBatch, service
 			}
 		}
 		w.next = time.Now().Add(w.Interval)
+		if n, err := ResolveMoot(ctx, w.st); err != nil {
+			w.log.Warnf("Resolving exceptions whose order has moved on: %v; trying again in %s", err, w.Interval)
+		} else if n > 0 {
+			w.log.Infof("Resolved %d exception(s) whose order has since reached its milestone (accepted, imported or shipped)", n)
+		}
 		findings, err := w.Findings(ctx, w.st)
 		if err != nil {
 			return nil, nil, err
