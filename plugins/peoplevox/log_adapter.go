@@ -48,3 +48,7 @@ func (h benthosLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (h benthosLogHandler) WithGroup(string) slog.Handler { return h }
+
+// NewLogHandler is a slog.Handler writing to a component's Benthos logger,
+// for other components whose engines log through slog (the reconciliation).
+func NewLogHandler(l *service.Logger) slog.Handler { return benthosLogHandler{l: l} }

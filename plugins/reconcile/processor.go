@@ -155,7 +155,7 @@ func newProcessorFromParsed(conf *service.ParsedConfig, mgr *service.Resources) 
 	if p.reportDir, err = conf.FieldString(rcFieldReportDir); err != nil {
 		return nil, err
 	}
-	p.opts.Logger = slog.New(slog.DiscardHandler)
+	p.opts.Logger = slog.New(peoplevox.NewLogHandler(mgr.Logger()))
 	return p, nil
 }
 
