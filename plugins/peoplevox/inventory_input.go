@@ -25,7 +25,9 @@ The full stock sync: at start-up and then every `+"`interval`"+`, pages through 
 report (`+"`[Item code]`"+`, `+"`[Available]`"+`, optionally one site) and emits one message per item:
 `+"`{\"item_code\": \"JM-1001\", \"available\": \"37\", \"full_sync\": true}`"+` (Available as Peoplevox wrote it;
 validation belongs to the pipeline). Each page is one batch. Events can be lost (a dropped callback,
-a restart); this sweep repairs every SKU within one interval.
+a restart); this sweep repairs every SKU within one interval. Every item code read also counts as
+confirmed for the process's `+"`peoplevox_item_check`"+` processors (template `+"`Item types`"+`, field
+`+"`ItemCode`"+`), which then need not look it up.
 
 Metadata: `+"`pvx_item_code`"+`, `+"`pvx_sweep_started`"+`.`).
 		Fields(connectionFields()...).
@@ -49,6 +51,7 @@ type inventoryInput struct {
 	pageSize int
 	log      *service.Logger
 
+	codes     *itemCodes // the item checks' known codes (Item types, ItemCode), fed by each page
 	pager     *Pager
 	started   time.Time
 	nextSweep time.Time
@@ -61,6 +64,7 @@ func newInventoryInputFromParsed(conf *service.ParsedConfig, mgr *service.Resour
 	if in.client, err = clientFromParsed(conf, mgr); err != nil {
 		return nil, err
 	}
+	in.codes = sharedItemCodes(in.client, itemTypesTemplate, itemCodeField)
 	if in.interval, err = conf.FieldDuration(invFieldInterval); err != nil {
 		return nil, err
 	}
@@ -103,6 +107,7 @@ func (in *inventoryInput) ReadBatch(ctx context.Context) (service.MessageBatch, 
 			return nil, nil, err
 		}
 		rows := map[string]ItemAvailability{}
+		codes := make([]string, 0, page.Table.Len())
 		batch := make(service.MessageBatch, 0, page.Table.Len())
 		for i := 0; i < page.Table.Len(); i++ {
 			code, _ := page.Table.Lookup(i, "Item code")
@@ -114,12 +119,16 @@ func (in *inventoryInput) ReadBatch(ctx context.Context) (service.MessageBatch, 
 				continue
 			}
 			rows[code] = ItemAvailability{ItemCode: code, Raw: raw}
+			codes = append(codes, code)
 			b, _ := json.Marshal(map[string]any{"item_code": code, "available": raw, "full_sync": true})
 			m := service.NewMessage(b)
 			m.MetaSetMut("pvx_item_code", code)
 			m.MetaSetMut("pvx_sweep_started", in.started.Format(time.RFC3339))
 			batch = append(batch, m)
 		}
+		// Every row is an item type Peoplevox holds: the item checks of
+		// the order flows need not look these codes up.
+		in.codes.confirm(codes, time.Now())
 		if len(batch) == 0 {
 			continue
 		}

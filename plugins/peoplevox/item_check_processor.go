@@ -34,8 +34,11 @@ be picked. This processor evaluates `+"`skus`"+` on each message, looks the code
 (GetData on the `+"`Item types`"+` template, `+"`ItemCode.Equals(\"…\") OR …`"+` in chunks of 100, one call
 per batch for every code not already known) and keeps known codes for `+"`cache_ttl`"+`. The known codes
 are shared by every item check of the process that reads the same tenant and template (both order
-flows, every pipeline thread), and a code already being looked up is waited for, not asked twice:
-a Monday backlog of 10,000 orders over 200 SKUs costs about as many lookups as there are SKUs.
+flows, every pipeline thread), and a code already being looked up is waited for, not asked twice.
+The full stock sync's inventory sweep (`+"`peoplevox_inventory`"+`) lists every item Peoplevox holds and
+counts as a lookup of each code it lists (for the default template and field), so with the stock
+flows running a Monday backlog of 10,000 orders over 200 SKUs costs next to no lookups, instead of
+one Peoplevox call per new SKU holding up the first few hundred orders.
 
 A message with unknown SKUs is flagged with an error that names them and what to do, and gets the
 metadata `+"`exception_type: unknown_sku`"+`, `+"`exception_sku`"+` (the unknown codes, comma-separated) and
@@ -45,9 +48,9 @@ flags the message with `+"`exception_type: import_failed`"+` instead.`).
 		Fields(
 			service.NewBloblangField(icFieldSKUs).Default(`root = this.order_lines.map_each(l -> l.offer_sku)`).
 				Description("A mapping returning the message's SKUs (an array of strings)."),
-			service.NewStringField(icFieldTemplate).Default("Item types").Advanced().
+			service.NewStringField(icFieldTemplate).Default(itemTypesTemplate).Advanced().
 				Description("The integration template holding item codes."),
-			service.NewStringField(icFieldCodeField).Default("ItemCode").Advanced().
+			service.NewStringField(icFieldCodeField).Default(itemCodeField).Advanced().
 				Description("The item code field's name on this tenant's template."),
 			service.NewDurationField(icFieldTTL).Default("15m").
 				Description("How long a known item code is trusted before it is looked up again."),

@@ -93,3 +93,56 @@ func TestItemCheckSharesKnownCodes(t *testing.T) {
 		t.Fatalf("GetData calls = %d, want 3: an unknown SKU is asked again each time, known ones never", n)
 	}
 }
+
+// TestInventorySweepFeedsItemCheck: the full stock sync's inventory sweep
+// lists every item Peoplevox holds, so the item checks know those codes
+// without a GetData each (a backlog over 200 SKUs no longer waits for some
+// 200 lookups one order at a time); a code the sweep did not list is still
+// looked up.
+func TestInventorySweepFeedsItemCheck(t *testing.T) {
+	env := newEvSandbox(t)
+	env.sb.SeedItems(sandbox.ItemSeed{ItemCode: "JM-TOP-12", Name: "Top", Barcode: "1", OnHand: 5},
+		sandbox.ItemSeed{ItemCode: "JM-SOCK-3", Name: "Socks", Barcode: "2", OnHand: 5})
+	conf, err := inventoryInputSpec().ParseYAML(fmt.Sprintf(`
+base_url: %s
+client_id: sandbox
+username: sandbox
+password: sandbox
+`, env.url), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := newInventoryInputFromParsed(conf, service.MockResources())
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, _, err := in.ReadBatch(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(batch) != 2 {
+		t.Fatalf("the sweep's page has %d items, want 2", len(batch))
+	}
+	p := newItemCheckFor(t, env.url, "")
+	before := env.calls()["GetData"]
+	out, err := p.ProcessBatch(t.Context(), service.MessageBatch{orderMsg("O-1", "JM-TOP-12", "JM-SOCK-3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := out[0][0].GetError(); err != nil {
+		t.Fatalf("a SKU the sweep listed was refused: %v", err)
+	}
+	if n := env.calls()["GetData"] - before; n != 0 {
+		t.Fatalf("checking SKUs the sweep listed cost %d GetData calls, want 0", n)
+	}
+	out, err = p.ProcessBatch(t.Context(), service.MessageBatch{orderMsg("O-2", "JM-TOP-12", "NOPE-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out[0][0].GetError(); got == nil || !strings.Contains(got.Error(), "NOPE-1") {
+		t.Fatalf("an unknown SKU was not flagged: %v", got)
+	}
+	if n := env.calls()["GetData"] - before; n != 1 {
+		t.Fatalf("GetData calls = %d, want 1 (the code the sweep did not list)", n)
+	}
+}

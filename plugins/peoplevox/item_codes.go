@@ -22,6 +22,13 @@ type itemCodes struct {
 	inFlight map[string]*codeLookup // code → the lookup that will answer it
 }
 
+// The template and field the item check reads item codes from by default:
+// the item types Peoplevox holds.
+const (
+	itemTypesTemplate = "Item types"
+	itemCodeField     = "ItemCode"
+)
+
 // codeLookup is one GetData in progress; done closes when err is set.
 type codeLookup struct {
 	done chan struct{}
@@ -59,6 +66,19 @@ func (ic *itemCodes) known(code string, now time.Time, ttl time.Duration) bool {
 	defer ic.mu.Unlock()
 	at, ok := ic.seen[code]
 	return ok && now.Sub(at) < ttl
+}
+
+// confirm records codes Peoplevox listed at at as existing, the way a
+// lookup does: the inventory sweep reads every item the warehouse holds, so
+// the item checks need not ask for those one order at a time.
+func (ic *itemCodes) confirm(codes []string, at time.Time) {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	for _, c := range codes {
+		if c != "" && at.After(ic.seen[c]) {
+			ic.seen[c] = at
+		}
+	}
 }
 
 // resolve makes sure every code of codes was looked up at or after now:
