@@ -509,47 +509,109 @@ func (s *Store) ResolveExceptionsByKey(ctx context.Context, typ, key, who, note 
 	}
 	var n int
 	err = c.write(ctx, what, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, order_id FROM exceptions WHERE type = ? AND dedupe_key = ? AND status <> 'resolved'`, typ, key)
+		var err error
+		n, err = resolveByKeyTx(ctx, c, tx, what, typ, key, who, note, c.nowUTC())
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// ResolveExceptionsByKeys is ResolveExceptionsByKey for several keys of one
+// type (a batch of orders that all went through): one read finds the keys
+// with open exceptions, and only those are resolved, in one write.
+func (s *Store) ResolveExceptionsByKeys(ctx context.Context, typ string, keys []string, who, note string) (int, error) {
+	c, err := s.db()
+	if err != nil {
+		return 0, err
+	}
+	what := fmt.Sprintf("resolving exceptions %s of %d keys", typ, len(keys))
+	var open []string
+	for _, part := range chunk(keys, inChunk) {
+		args := make([]any, 0, len(part)+1)
+		args = append(args, typ)
+		for _, k := range part {
+			args = append(args, k)
+		}
+		rows, err := c.r.QueryContext(ctx, `SELECT DISTINCT dedupe_key FROM exceptions WHERE type = ? AND dedupe_key IN (`+
+			placeholders(len(part))+`) AND status <> 'resolved'`, args...)
 		if err != nil {
-			return c.fail(what, err)
+			return 0, c.fail(what, err)
 		}
-		type hit struct {
-			id      int64
-			orderID string
-		}
-		var hits []hit
 		for rows.Next() {
-			var h hit
-			if err := rows.Scan(&h.id, &h.orderID); err != nil {
+			var k string
+			if err := rows.Scan(&k); err != nil {
 				_ = rows.Close()
-				return c.fail(what, err)
+				return 0, c.fail(what, err)
 			}
-			hits = append(hits, h)
+			open = append(open, k)
 		}
 		if err := rows.Err(); err != nil {
-			return c.fail(what, err)
+			return 0, c.fail(what, err)
 		}
 		_ = rows.Close()
+	}
+	if len(open) == 0 {
+		return 0, nil
+	}
+	var n int
+	err = c.write(ctx, what, func(tx *sql.Tx) error {
+		n = 0
 		now := c.nowUTC()
-		for _, h := range hits {
-			if _, err := tx.ExecContext(ctx, `UPDATE exceptions SET status = 'resolved', resolved_by = ?, resolved_at = ?, note = ?,
-				claimed_at = NULL WHERE id = ?`, who, ts(now), note, h.id); err != nil {
-				return c.fail(what, err)
+		for _, k := range open {
+			m, err := resolveByKeyTx(ctx, c, tx, what, typ, k, who, note, now)
+			if err != nil {
+				return err
 			}
-			if h.orderID != "" {
-				if err := addEvent(ctx, c, tx, OrderEvent{OrderID: h.orderID, At: now, Kind: EventResolved,
-					Detail: fmt.Sprintf("exception #%d %s resolved: %s", h.id, typ, note), Actor: orDefault(who, actorStore)}); err != nil {
-					return err
-				}
-			}
+			n += m
 		}
-		n = len(hits)
 		return nil
 	})
 	if err != nil {
 		return 0, err
 	}
 	return n, nil
+}
+
+// resolveByKeyTx resolves, in tx, the open exceptions of type typ with
+// dedupe key key, with a "resolved" event on each one's order.
+func resolveByKeyTx(ctx context.Context, c *core, tx *sql.Tx, what, typ, key, who, note string, now time.Time) (int, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, order_id FROM exceptions WHERE type = ? AND dedupe_key = ? AND status <> 'resolved'`, typ, key)
+	if err != nil {
+		return 0, c.fail(what, err)
+	}
+	type hit struct {
+		id      int64
+		orderID string
+	}
+	var hits []hit
+	for rows.Next() {
+		var h hit
+		if err := rows.Scan(&h.id, &h.orderID); err != nil {
+			_ = rows.Close()
+			return 0, c.fail(what, err)
+		}
+		hits = append(hits, h)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, c.fail(what, err)
+	}
+	_ = rows.Close()
+	for _, h := range hits {
+		if _, err := tx.ExecContext(ctx, `UPDATE exceptions SET status = 'resolved', resolved_by = ?, resolved_at = ?, note = ?,
+				claimed_at = NULL WHERE id = ?`, who, ts(now), note, h.id); err != nil {
+			return 0, c.fail(what, err)
+		}
+		if h.orderID != "" {
+			if err := addEvent(ctx, c, tx, OrderEvent{OrderID: h.orderID, At: now, Kind: EventResolved,
+				Detail: fmt.Sprintf("exception #%d %s resolved: %s", h.id, typ, note), Actor: orDefault(who, actorStore)}); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return len(hits), nil
 }
 
 // CountOpenExceptions counts the unresolved exceptions (open, replay,

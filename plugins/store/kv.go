@@ -38,6 +38,57 @@ func (s *Store) KVGet(ctx context.Context, ns, key string) ([]byte, error) {
 	return v, nil
 }
 
+// KVGetMany returns the values of the keys of namespace ns that are present
+// and not expired, in one read (absent keys are absent from the map).
+func (s *Store) KVGetMany(ctx context.Context, ns string, keys []string) (map[string][]byte, error) {
+	c, err := s.db()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	what := fmt.Sprintf("reading %d keys of namespace %q", len(keys), ns)
+	now := ts(c.nowUTC())
+	err = c.read(ctx, what, func(tx *sql.Tx) error {
+		for _, part := range chunk(keys, inChunk) {
+			args := make([]any, 0, len(part)+2)
+			args = append(args, ns)
+			for _, k := range part {
+				args = append(args, k)
+			}
+			args = append(args, now)
+			rows, err := tx.QueryContext(ctx, `SELECT k, v FROM kv WHERE ns = ? AND k IN (`+placeholders(len(part))+`)
+				AND (expires_at IS NULL OR expires_at > ?)`, args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var k string
+				var v []byte
+				if err := rows.Scan(&k, &v); err != nil {
+					_ = rows.Close()
+					return err
+				}
+				if v == nil {
+					v = []byte{}
+				}
+				out[k] = v
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			_ = rows.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, c.fail(what, err)
+	}
+	return out, nil
+}
+
 // expiry returns the expiry of an entry written now with ttl (0 = never).
 func (c *core) expiry(ttl time.Duration) any {
 	if ttl <= 0 {

@@ -574,32 +574,90 @@ func (s *Store) MarkImported(ctx context.Context, orderID, salesOrderNumber, sta
 		at = c.nowUTC()
 	}
 	return c.write(ctx, "marking order "+orderID+" imported", func(tx *sql.Tx) error {
-		var have string
-		err := tx.QueryRowContext(ctx, `SELECT sales_order_number FROM orders WHERE order_id = ?`, orderID).Scan(&have)
-		if errors.Is(err, sql.ErrNoRows) {
-			return notInLedger(orderID)
-		}
-		if err != nil {
-			return c.fail("marking order "+orderID+" imported", err)
-		}
-		if have == salesOrderNumber {
-			return nil // recorded already
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE orders SET sales_order_number = ?,
-			peoplevox_status = CASE WHEN ? = '' THEN peoplevox_status ELSE ? END, imported_at = ? WHERE order_id = ?`,
-			salesOrderNumber, status, status, ts(at), orderID)
-		if err != nil {
-			return c.fail("marking order "+orderID+" imported", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notInLedger(orderID)
-		}
-		detail := "imported as Sales Order " + salesOrderNumber
-		if status != "" {
-			detail += " (status " + status + ")"
-		}
-		return addEvent(ctx, c, tx, OrderEvent{OrderID: orderID, At: at, Kind: EventImported, Detail: detail, Actor: actorStore})
+		return markImportedTx(ctx, c, tx, ImportedOrder{OrderID: orderID, SalesOrderNumber: salesOrderNumber, Status: status, At: at})
 	})
+}
+
+// ImportedOrder is one order for MarkImportedMany.
+type ImportedOrder struct {
+	OrderID          string
+	SalesOrderNumber string
+	Status           string    // Peoplevox status; "" keeps the stored one
+	At               time.Time // ImportedAt; zero means now
+}
+
+// MarkImportedMany is MarkImported for several orders in one write (a batch
+// of Sales Orders written together). An order the ledger does not know is
+// left out and gets its error in notFound (order id → the error MarkImported
+// returns); the others are recorded.
+func (s *Store) MarkImportedMany(ctx context.Context, orders []ImportedOrder) (notFound map[string]error, err error) {
+	c, err := s.db()
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range orders {
+		if o.SalesOrderNumber == "" {
+			return nil, fmt.Errorf("store: MarkImportedMany: order %s: the Sales Order number is empty: pass the number Peoplevox stored", o.OrderID)
+		}
+	}
+	if len(orders) == 0 {
+		return nil, nil
+	}
+	now := c.nowUTC()
+	err = c.write(ctx, fmt.Sprintf("marking %d orders imported", len(orders)), func(tx *sql.Tx) error {
+		notFound = nil
+		for _, o := range orders {
+			if o.At.IsZero() {
+				o.At = now
+			}
+			err := markImportedTx(ctx, c, tx, o)
+			if errors.Is(err, ErrNotFound) {
+				if notFound == nil {
+					notFound = map[string]error{}
+				}
+				notFound[o.OrderID] = err
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return notFound, nil
+}
+
+// markImportedTx is MarkImported in tx. It writes nothing for an order the
+// ledger does not know (notInLedger).
+func markImportedTx(ctx context.Context, c *core, tx *sql.Tx, o ImportedOrder) error {
+	var have string
+	err := tx.QueryRowContext(ctx, `SELECT sales_order_number FROM orders WHERE order_id = ?`, o.OrderID).Scan(&have)
+	if errors.Is(err, sql.ErrNoRows) {
+		return notInLedger(o.OrderID)
+	}
+	if err != nil {
+		return c.fail("marking order "+o.OrderID+" imported", err)
+	}
+	if have == o.SalesOrderNumber {
+		return nil // recorded already
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE orders SET sales_order_number = ?,
+			peoplevox_status = CASE WHEN ? = '' THEN peoplevox_status ELSE ? END, imported_at = ? WHERE order_id = ?`,
+		o.SalesOrderNumber, o.Status, o.Status, ts(o.At), o.OrderID)
+	if err != nil {
+		return c.fail("marking order "+o.OrderID+" imported", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notInLedger(o.OrderID)
+	}
+	detail := "imported as Sales Order " + o.SalesOrderNumber
+	if o.Status != "" {
+		detail += " (status " + o.Status + ")"
+	}
+	return addEvent(ctx, c, tx, OrderEvent{OrderID: o.OrderID, At: o.At, Kind: EventImported, Detail: detail, Actor: actorStore})
 }
 
 // SetPeoplevoxStatus records the last known Peoplevox status of the order's
