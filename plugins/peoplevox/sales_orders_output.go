@@ -434,24 +434,24 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 	}
 	// Orders a previous attempt may have written: read them back first.
 	existing := map[string]existingOrder{}
+	numbers := make([]string, len(todo))
+	for i, d := range todo {
+		numbers[i] = d.number
+	}
+	attempted, err := o.st.KVGetMany(ctx, attemptNS, numbers)
+	if err != nil {
+		return err
+	}
 	var toRead []string
 	for _, d := range todo {
-		_, err := o.st.KVGet(ctx, attemptNS, d.number)
-		switch {
-		case err == nil || recheck:
+		if _, ok := attempted[d.number]; ok || recheck {
 			toRead = append(toRead, d.number)
-		case !errors.Is(err, store.ErrNotFound):
-			return err
 		}
 	}
 	if len(toRead) > 0 {
 		if existing, err = o.readExisting(ctx, toRead); err != nil {
 			return err
 		}
-	}
-	numbers := make([]string, len(todo))
-	for i, d := range todo {
-		numbers[i] = d.number
 	}
 	if err := o.st.KVSetMany(ctx, attemptNS, numbers, []byte(time.Now().UTC().Format(time.RFC3339)), 30*24*time.Hour); err != nil {
 		return err
@@ -519,7 +519,10 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 		return unsentErr
 	}
 
+	// The ledger records the whole batch in one write.
 	now := time.Now().UTC()
+	var done []*salesOrderDoc
+	var marks []store.ImportedOrder
 	for _, d := range todo {
 		if failures[d.index] != nil {
 			continue
@@ -528,16 +531,28 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 		if status == "" {
 			status = "New"
 		}
-		if err := o.st.MarkImported(ctx, d.OrderID, d.number, status, now); err != nil {
-			return err
+		done = append(done, d)
+		marks = append(marks, store.ImportedOrder{OrderID: d.OrderID, SalesOrderNumber: d.number, Status: status, At: now})
+	}
+	notFound, err := o.st.MarkImportedMany(ctx, marks)
+	if err != nil {
+		return err
+	}
+	var resolve []string
+	for _, d := range done {
+		if err := notFound[d.OrderID]; err != nil {
+			failures[d.index] = &orderFailure{typ: "import_failed",
+				err: fmt.Errorf("order %s: Sales Order %s is in Peoplevox but recording it failed: %w; replay the order (it is not written twice)", d.OrderID, d.number, err)}
+			continue
 		}
 		o.imported.Incr(1)
 		if l, ok := ledger[d.OrderID]; ok && !l.MiraklUpdatedAt.IsZero() {
 			o.latency.Timing(int64(now.Sub(l.MiraklUpdatedAt)))
 		}
-		if _, err := o.st.ResolveExceptionsByKey(ctx, "import_failed", d.OrderID, "connector", "imported on a later attempt"); err != nil {
-			o.log.Warnf("Resolving earlier exceptions of order %s: %v", d.OrderID, err)
-		}
+		resolve = append(resolve, d.OrderID)
+	}
+	if _, err := o.st.ResolveExceptionsByKeys(ctx, "import_failed", resolve, "connector", "imported on a later attempt"); err != nil {
+		o.log.Warnf("Resolving earlier exceptions of %d imported orders: %v", len(resolve), err)
 	}
 	return nil
 }
