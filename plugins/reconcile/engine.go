@@ -232,20 +232,24 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	sort.Strings(numbers)
+	stage := time.Now()
 	sos, err := readSalesOrders(ctx, o.Peoplevox, numbers)
 	if err != nil {
 		return nil, fmt.Errorf("reconcile: reading %d Sales Orders from Peoplevox (GetData %q): %w", len(numbers), salesOrderTpl, err)
 	}
+	log.Info("Reconciliation: Sales Orders read", "asked", len(numbers), "found", len(sos), "took", time.Since(stage).Round(time.Millisecond).String())
 	var withSO []string
 	for _, n := range numbers {
 		if _, ok := sos[n]; ok {
 			withSO = append(withSO, n)
 		}
 	}
+	stage = time.Now()
 	desp, err := readDespatches(ctx, o.Peoplevox, withSO)
 	if err != nil {
 		return nil, fmt.Errorf("reconcile: reading despatches of %d Sales Orders from Peoplevox (%q report): %w", len(withSO), despatchRep, err)
 	}
+	log.Info("Reconciliation: despatches read", "sales_orders", len(withSO), "despatched", len(desp), "took", time.Since(stage).Round(time.Millisecond).String())
 	ledger, err := o.Store.OrdersByID(ctx, numbers)
 	if err != nil {
 		return nil, err
@@ -280,6 +284,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 
+	log.Info("Reconciliation: Mirakl shipments read", "orders", len(despatchedShipping))
 	rep := &repairer{o: o, r: r, log: log}
 	for _, id := range numbers {
 		ord := orders[id]
@@ -340,14 +345,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	if o.Finance {
+		stage = time.Now()
 		if err := rep.finance(ctx, orders, numbers, sos, desp, cutoff); err != nil {
 			return nil, err
 		}
+		log.Info("Reconciliation: settlements compared", "took", time.Since(stage).Round(time.Millisecond).String())
 	}
 	if o.Stock {
+		stage = time.Now()
 		if err := rep.stock(ctx); err != nil {
 			return nil, err
 		}
+		log.Info("Reconciliation: stock compared", "offers", r.Offers, "took", time.Since(stage).Round(time.Millisecond).String())
 	}
 	r.FinishedAt = time.Now().UTC()
 	return r, nil

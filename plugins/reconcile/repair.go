@@ -285,39 +285,15 @@ func fullyShipped(state string) bool {
 // stock compares the full offer export with the stock formula and marks
 // the SKUs Mirakl over-shows as pending for mirakl_stock (full sync).
 func (p *repairer) stock(ctx context.Context) error {
-	tracking, err := p.o.Mirakl.StartOfferExport(ctx, mirakl.OfferExportRequest{ExportType: "application/json", IncludeFields: []string{"shop-sku", "quantity", "active"}})
-	if err != nil {
-		return fmt.Errorf("reconcile: starting the offer export (OF52): %w", err)
-	}
-	deadline := time.Now().Add(15 * time.Minute)
-	var st *mirakl.OfferExportStatus
-	for {
-		if st, err = p.o.Mirakl.OfferExportStatus(ctx, tracking); err != nil {
-			return fmt.Errorf("reconcile: following offer export %s (OF53): %w", tracking, err)
-		}
-		if st.Status == "COMPLETED" {
-			break
-		}
-		if st.Status == "FAILED" || time.Now().After(deadline) {
-			return fmt.Errorf("reconcile: offer export %s is %s; run the reconciliation again later or without --stock", tracking, st.Status)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond): // OF53's budget paces the calls
-		}
-	}
 	shown := map[string]int{}
-	for _, u := range st.URLs {
-		offers, err := p.o.Mirakl.DownloadOfferExport(ctx, u)
-		if err != nil {
-			return fmt.Errorf("reconcile: downloading offer export %s (OF54): %w", tracking, err)
+	_, err := p.o.Mirakl.RunOfferExport(ctx, mirakl.OfferExportOptions{ActiveOnly: true, MaxWait: 15 * time.Minute}, func(of mirakl.OfferQuantity) error {
+		if of.Active && !of.Deleted && of.ShopSKU != "" {
+			shown[of.ShopSKU] = of.Quantity
 		}
-		for _, of := range offers {
-			if of.Active && !of.Deleted && of.ShopSKU != "" {
-				shown[of.ShopSKU] = of.Quantity
-			}
-		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reconcile: exporting Mirakl's offers (OF52/53/54): %w; run the reconciliation again later or without --stock", err)
 	}
 	p.r.Offers = len(shown)
 	skus := make([]string, 0, len(shown))
