@@ -176,7 +176,7 @@ func (s *Sandboxes) ConnectorEnv(storeDSN, httpAddr string) map[string]string {
 		"MIRAKL_STO03_INTERVAL":          budget(time.Minute),
 		"MIRAKL_OF52_INTERVAL":           budget(time.Minute),
 		"MIRAKL_OF53_INTERVAL":           budget(10 * time.Second),
-		"MIRAKL_TL02_INTERVAL":           budget(3 * time.Second), // 20 per minute
+		"MIRAKL_TL02_INTERVAL":           budget(time.Minute), // 20 a minute and 60 an hour: one a minute
 		"MPVX_FULL_SYNC_INTERVAL":        s.Scaled(15 * time.Minute).String(),
 		"MPVX_FLASH_WINDOW":              s.Scaled(10 * time.Minute).String(),
 		"MPVX_FLASH_LAG":                 s.Scaled(3 * time.Minute).String(),
