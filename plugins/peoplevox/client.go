@@ -59,7 +59,7 @@ type Config struct {
 	// &NoRetry to read back before re-writing instead.
 	SaveRetry *RetryPolicy
 
-	MaxInFlight      int           // concurrent HTTP requests; default 4
+	MaxInFlight      int           // concurrent calls; default 4 (plus a re-authentication one of them waits for)
 	SessionMaxAge    time.Duration // proactive re-authentication age; default 25 min; <0 disables
 	RequestTimeout   time.Duration // per attempt; default 5 min (reports are slow)
 	ItemsPerPage     int           // paging default; 500
@@ -206,31 +206,43 @@ func (c *Client) redact(s string) string {
 // call runs one operation with the session: it authenticates when needed,
 // re-authenticates once on a session-expired response and retries the call
 // once, and returns *APIError for ResponseId != 0.
+//
+// The session is read once the call has its turn among the concurrent
+// calls (max_concurrent_calls), and a re-authentication and the retry
+// happen within that turn: a call that waited for its turn behind slow
+// calls never sends a session that expired meanwhile, nor waits again with
+// the fresh one (a tenant's sessions can be short; the sandbox's, on a fast
+// clock, last seconds).
 func (c *Client) call(ctx context.Context, op, template string, body any) (*IntegrationResponse, error) {
 	renewed := false
-	for {
-		st, err := c.sess.get(ctx)
-		if err != nil {
-			return nil, err
-		}
-		creds := &credentials{UserID: c.cfg.UserID, ClientID: st.clientID, SessionID: st.id}
-		resp, err := c.roundTrip(ctx, op, template, creds, body)
-		if err != nil {
-			return nil, err
-		}
-		if resp.ResponseID != 0 {
-			if isSessionDetail(resp.Detail) && !renewed {
-				renewed = true
-				c.log.InfoContext(ctx, "peoplevox session rejected; re-authenticating", "operation", op, "detail", c.redact(resp.Detail))
-				if _, err := c.sess.renew(ctx, st); err != nil {
-					return nil, err
-				}
-				continue
+	return c.roundTrip(ctx, op, template, true, func(send func(payload []byte) (*IntegrationResponse, error)) (*IntegrationResponse, error) {
+		for {
+			st, err := c.sess.get(ctx)
+			if err != nil {
+				return nil, err
 			}
-			return resp, c.apiError(op, template, resp)
+			payload, err := encodeEnvelope(&credentials{UserID: c.cfg.UserID, ClientID: st.clientID, SessionID: st.id}, body)
+			if err != nil {
+				return nil, err
+			}
+			resp, err := send(payload)
+			if err != nil {
+				return nil, err
+			}
+			if resp.ResponseID != 0 {
+				if isSessionDetail(resp.Detail) && !renewed {
+					renewed = true
+					c.log.InfoContext(ctx, "peoplevox session rejected; re-authenticating", "operation", op, "detail", c.redact(resp.Detail))
+					if _, err := c.sess.renew(ctx, st); err != nil {
+						return nil, err
+					}
+					continue
+				}
+				return resp, c.apiError(op, template, resp)
+			}
+			return resp, nil
 		}
-		return resp, nil
-	}
+	})
 }
 
 func (c *Client) apiError(op, template string, resp *IntegrationResponse) *APIError {
@@ -239,17 +251,21 @@ func (c *Client) apiError(op, template string, resp *IntegrationResponse) *APIEr
 }
 
 // roundTrip sends one request with the retry policy.
-func (c *Client) roundTrip(ctx context.Context, op, template string, creds *credentials, body any) (*IntegrationResponse, error) {
-	payload, err := encodeEnvelope(creds, body)
-	if err != nil {
-		return nil, err
-	}
+// exchange builds and sends the request(s) of one attempt; send performs
+// one HTTP exchange.
+type exchange func(send func(payload []byte) (*IntegrationResponse, error)) (*IntegrationResponse, error)
+
+// roundTrip runs ex, retrying transport failures per the retry policy. With
+// slot, each attempt waits for its turn among the concurrent calls;
+// Authenticate runs without one (a call holding its turn may be waiting for
+// it), so at most max_concurrent_calls + 1 calls are in flight.
+func (c *Client) roundTrip(ctx context.Context, op, template string, slot bool, ex exchange) (*IntegrationResponse, error) {
 	policy := c.retry
 	if op == opSaveData {
 		policy = c.save
 	}
 	for attempt := 1; ; attempt++ {
-		resp, err := c.attempt(ctx, op, template, payload)
+		resp, err := c.attempt(ctx, op, template, slot, ex)
 		if err == nil {
 			return resp, nil
 		}
@@ -261,7 +277,7 @@ func (c *Client) roundTrip(ctx context.Context, op, template string, creds *cred
 			return nil, err
 		}
 		if attempt >= policy.MaxAttempts || !policy.Retryable(err) {
-			return nil, err
+			return resp, err
 		}
 		d := policy.Backoff(attempt)
 		if te != nil && te.RetryAfter > d {
@@ -277,18 +293,24 @@ func (c *Client) roundTrip(ctx context.Context, op, template string, creds *cred
 	}
 }
 
-// attempt performs a single HTTP exchange.
-func (c *Client) attempt(ctx context.Context, op, template string, payload []byte) (*IntegrationResponse, error) {
+// attempt runs one attempt of ex, in its turn when slot.
+func (c *Client) attempt(ctx context.Context, op, template string, slot bool, ex exchange) (*IntegrationResponse, error) {
+	if slot {
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		defer func() { <-c.sem }()
+	}
+	return ex(func(payload []byte) (*IntegrationResponse, error) { return c.send(ctx, op, template, payload) })
+}
+
+// send performs a single HTTP exchange.
+func (c *Client) send(ctx context.Context, op, template string, payload []byte) (*IntegrationResponse, error) {
 	terr := func(kind TransportKind, status int, err error) *TransportError {
 		return &TransportError{Operation: op, Template: template, Kind: kind, StatusCode: status, Err: err}
 	}
-	select {
-	case c.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defer func() { <-c.sem }()
-
 	actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.endpoint, bytes.NewReader(payload))

@@ -686,3 +686,61 @@ func TestRetryPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionRenewedWithinTheCallsTurn: a call reads the session once it
+// has its turn among the concurrent calls, and re-authenticates and retries
+// within that turn. With one call at a time and the session dying while
+// calls wait (a slow call ahead; a fast-clock sandbox where sessions last
+// seconds), every waiting call still goes through, each re-authenticating
+// at most once, and the re-authentication never waits for a turn (the call
+// holding the only one is waiting for it).
+func TestSessionRenewedWithinTheCallsTurn(t *testing.T) {
+	f := newFake(t)
+	arrived, gate := make(chan struct{}), make(chan struct{})
+	var slowOnce sync.Once
+	f.handle = func(r *fakeReq) (int, string) {
+		switch r.Fields["TemplateName"] {
+		case "slow":
+			slowOnce.Do(func() { close(arrived); <-gate }) // holds the only turn
+		case "killer":
+			f.expireAll() // answered, but the session ends right after
+		}
+		return itemTypesHandler(r)
+	}
+	c := f.client(t, func(cfg *Config) { cfg.MaxInFlight = 1 })
+	if err := c.Authenticate(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	slow := make(chan error, 1)
+	go func() {
+		_, err := c.GetData(ctxT(t), GetDataRequest{Template: "slow"})
+		slow <- err
+	}()
+	<-arrived // the slow call holds the turn
+	f.expireAll() // the session the waiting calls would have read dies
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		tmpl := "Item types"
+		if i%2 == 1 {
+			tmpl = "killer"
+		}
+		wg.Go(func() {
+			if _, err := c.GetData(ctxT(t), GetDataRequest{Template: tmpl}); err != nil {
+				errs <- err
+			}
+		})
+	}
+	close(gate)
+	if err := <-slow; err != nil {
+		t.Fatalf("the slow call: %v", err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a call that waited for its turn failed: %v", err)
+	}
+	if m := f.maxIn.Load(); m > 2 {
+		t.Errorf("%d requests in flight at once, want at most 2 (one call and a re-authentication)", m)
+	}
+}

@@ -34,7 +34,7 @@ func connectionFields() []*service.ConfigField {
 		service.NewStringField(pvFieldPassword).Secret().Description("That user's password; always from the environment.").
 			Example("${PEOPLEVOX_PASSWORD}"),
 		service.NewIntField(pvFieldMaxInFlight).Default(DefaultMaxInFlight).Advanced().
-			Description("Most SOAP calls in flight at once for this tenant and user, across every component sharing the session."),
+			Description("Most SOAP calls in flight at once for this tenant and user, across every component sharing the session (an Authenticate that renews the session for them comes on top)."),
 		service.NewDurationField(pvFieldTimeout).Default(DefaultRequestTimeout.String()).Advanced().
 			Description("Timeout of one SOAP call (reports can be slow)."),
 		service.NewBoolField(pvFieldTLSSkipVerify).Default(false).Advanced().

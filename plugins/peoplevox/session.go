@@ -174,7 +174,13 @@ func (m *sessionManager) wait(ctx context.Context, f *authFlight) (*session, err
 // Detail = "clientId,sessionId".
 func (c *Client) authenticate(ctx context.Context) (*session, error) {
 	req := &authenticateReq{ClientID: c.cfg.ClientID, Username: c.cfg.Username, Password: c.pwB64}
-	resp, err := c.roundTrip(ctx, opAuthenticate, "", nil, req)
+	resp, err := c.roundTrip(ctx, opAuthenticate, "", false, func(send func([]byte) (*IntegrationResponse, error)) (*IntegrationResponse, error) {
+		payload, err := encodeEnvelope(nil, req)
+		if err != nil {
+			return nil, err
+		}
+		return send(payload)
+	})
 	if err != nil {
 		return nil, err
 	}
