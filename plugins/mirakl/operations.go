@@ -81,7 +81,7 @@ var operations = map[Operation]opInfo{
 func Operations() []Operation {
 	return []Operation{OpA01, OpPC01, OpV01, OpSH21, OpOR11, OpOR21, OpOR23, OpOR24, OpOR29,
 		OpOR30, OpST01, OpST11, OpST23, OpST24, OpSTO01, OpSTO02, OpSTO03, OpOF21, OpOF52,
-		OpOF53, OpOF54}
+		OpOF53, OpOF54, OpTL02}
 }
 
 // DefaultBudget is Mirakl's published maximum call frequency for op. A zero
