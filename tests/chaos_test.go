@@ -77,6 +77,7 @@ type chaosPlan struct {
 	reconcileAt     string           // MPVX_RECONCILE_AT (real time: the generate input's cron)
 	reconcileSince  time.Duration    // sandbox time
 	settleWithin    time.Duration    // real time, after the faults stop
+	reconcileWithin time.Duration    // real time, after settling: one reconciliation starts and completes
 }
 
 var chaosShortPlan = chaosPlan{
@@ -85,6 +86,7 @@ var chaosShortPlan = chaosPlan{
 	ordersPerMinute: 4, flashBuyers: 500, flashWindow: 4 * time.Minute,
 	goodsIn: [2]time.Duration{time.Second, 4 * time.Second}, storms: [2]time.Duration{6 * time.Second, 14 * time.Second},
 	reconcileAt: "*/20 * * * * *", reconcileSince: 48 * time.Hour, settleWithin: 150 * time.Second,
+	reconcileWithin: 90 * time.Second,
 }
 
 var chaosLongPlan = chaosPlan{
@@ -96,6 +98,7 @@ var chaosLongPlan = chaosPlan{
 	// window read every 40 s covers every order several times without
 	// paging through the whole run on each pass.
 	reconcileAt: "*/40 * * * * *", reconcileSince: 4 * time.Hour, settleWithin: 5 * time.Minute,
+	reconcileWithin: 3 * time.Minute,
 }
 
 // The invariants, in the order the table lists them.
@@ -109,9 +112,10 @@ const (
 	invExceptions = "no exception left open (or explained by a fault)"
 	invProcess    = "connector stopped only when killed"
 	invSettled    = "callbacks recorded are all processed"
+	invReconciled = "a reconciliation after the chaos finds nothing to repair"
 )
 
-var chaosInvariants = []string{invAccepted, invImported, invShipped, invStock, invOversold, invLedger, invExceptions, invProcess, invSettled}
+var chaosInvariants = []string{invAccepted, invImported, invShipped, invStock, invOversold, invLedger, invExceptions, invProcess, invSettled, invReconciled}
 
 // chaosRun is one run's world, connector and counters.
 type chaosRun struct {
@@ -144,6 +148,7 @@ type chaosRun struct {
 	explained                                             []string
 	missing, violations                                   map[string][]string
 	settling, deepChecked                                 bool
+	reconciled                                            *store.ReconcileRun
 }
 
 func runChaos(t *testing.T, plan chaosPlan) {
@@ -158,6 +163,43 @@ func runChaos(t *testing.T, plan chaosPlan) {
 	r.setUp()
 	r.chaos()
 	r.settle()
+	r.reconcileAfter()
+}
+
+// reconcileAfter waits for the daily reconciliation (scheduled often here)
+// to run once on the settled world, from start to end without a kill: it
+// must find no gap, since everything it would repair is already right.
+func (r *chaosRun) reconcileAfter() {
+	t := r.t
+	ctx := context.Background()
+	settled := time.Now()
+	deadline := settled.Add(r.plan.reconcileWithin)
+	for {
+		last, ok, err := r.st.LastReconcileRun(ctx)
+		if err != nil {
+			t.Fatalf("reading the reconciliation runs: %v", err)
+		}
+		if ok && !last.StartedAt.Before(settled.Add(-time.Second)) {
+			r.reconciled = &last
+			if last.Error != "" {
+				r.violate(invReconciled, fmt.Sprintf("run #%d failed: %s", last.ID, last.Error))
+			} else if last.Gaps > 0 {
+				r.violate(invReconciled, fmt.Sprintf("run #%d found %d gap(s) %s; report %s", last.ID, last.Gaps, fmtCounts(last.Counts), last.Report))
+			}
+			r.failOnViolations("reconciling after settling")
+			t.Logf("reconciliation #%d after settling: %d gaps, took %s", last.ID, last.Gaps, last.FinishedAt.Sub(last.StartedAt).Round(100*time.Millisecond))
+			return
+		}
+		if gone, err := r.c.exited(); gone {
+			r.violate(invProcess, fmt.Sprintf("the connector exited by itself while reconciling (%v)", err))
+			r.failOnViolations("while reconciling")
+		}
+		if time.Now().After(deadline) {
+			r.violate(invReconciled, fmt.Sprintf("no reconciliation started and completed within %s after settling (MPVX_RECONCILE_AT %q)", r.plan.reconcileWithin, r.plan.reconcileAt))
+			r.failOnViolations("reconciling after settling")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // pipelineNames lists every pipeline of ./pipelines (config tests aside).
@@ -881,6 +923,8 @@ func (r *chaosRun) table() string {
 			res = fmt.Sprintf("PASS, %d left open, each explained", len(r.explained))
 		case !r.settling:
 			res = "no violation seen; not checked settled (the run stopped during the chaos)"
+		case inv == invReconciled && r.reconciled == nil:
+			res = "not checked (the run stopped before a reconciliation completed)"
 		case len(r.missing[inv]) > 0:
 			res = fmt.Sprintf("not reached: %d left, e.g. %s", len(r.missing[inv]), r.missing[inv][0])
 		case inv == invLedger && !r.deepChecked:
