@@ -372,33 +372,39 @@ func TestStockImportLifecycleAndErrorReport(t *testing.T) {
 	}
 }
 
+// The asynchronous export end to end: OF52, OF53 until COMPLETED, then OF54
+// for each file, every offer handed over in file order.
 func TestOfferExport(t *testing.T) {
 	e := newEnv(t, nil)
 	e.seed("SKU-A", "SKU-B", "SKU-C")
 	ctx := context.Background()
-	tracking, err := e.client.StartOfferExport(ctx, mirakl.OfferExportRequest{IncludeFields: []string{"shop-sku", "quantity", "offer-id", "active"}})
+	var offers []mirakl.OfferQuantity
+	var info mirakl.OfferExportInfo
+	err := e.whileExporting(func() (err error) {
+		info, err = e.client.RunOfferExport(ctx, exportOpts, func(q mirakl.OfferQuantity) error {
+			offers = append(offers, q)
+			return nil
+		})
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st *mirakl.OfferExportStatus
-	e.sb.Clock().Advance(10 * time.Minute)
-	waitFor(t, "the offer export", 5*time.Second, func() bool {
-		st, err = e.client.OfferExportStatus(ctx, tracking)
-		return err == nil && st.Status != "PENDING"
-	})
-	if st.Status != "COMPLETED" || len(st.URLs) == 0 {
-		t.Fatalf("OF53 = %+v", st)
+	if info.TrackingID == "" || !info.Full || info.Files == 0 || info.OfferCount != 3 || info.CompletedBy.IsZero() {
+		t.Fatalf("export info = %+v", info)
 	}
-	var offers []mirakl.ExportedOffer
-	for _, u := range st.URLs {
-		chunk, err := e.client.DownloadOfferExport(ctx, u)
-		if err != nil {
-			t.Fatal(err)
+	if len(offers) != 3 {
+		t.Fatalf("OF54 = %+v, want 3 offers", offers)
+	}
+	for i, q := range offers {
+		if want := "SKU-" + string(rune('A'+i)); q.ShopSKU != want || q.Quantity != 1000 || !q.Active || q.Deleted {
+			t.Errorf("offer %d = %+v, want %s at 1000, active", i, q, want)
 		}
-		offers = append(offers, chunk...)
 	}
-	if len(offers) != 3 || offers[0].Quantity != 1000 || offers[0].ShopSKU == "" {
-		t.Fatalf("OF54 = %+v, want 3 offers at 1000", offers)
+	for _, op := range []mirakl.Operation{mirakl.OpOF52, mirakl.OpOF53, mirakl.OpOF54} {
+		if calls, _ := e.calls(op); calls == 0 {
+			t.Errorf("no %s call", op)
+		}
 	}
 }
 

@@ -93,6 +93,7 @@ func FuzzParseOfferExportChunk(f *testing.F) {
 		"shop-sku;quantity;active;deleted;last-updated\nJM-1;3;true;false;2026-01-02T03:04:05Z\nJM-2;;false;true;\n",
 		"\xef\xbb\xbf\"shop-sku\";\"quantity\"\n\"JM;1\";\"4\"\n",
 		"offer-id;quantity\n1;2\n",
+		"offer-id;offer-sku;quantity\n1;JM-1;2\n",
 		"shop-sku;quantity\n;3\nJM-1;x\n",
 		"", " ", "[]", "null", "<html>502</html>",
 	} {

@@ -3,51 +3,78 @@ package mirakl_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mpvx/mpvx/plugins/mirakl"
 )
 
-// OF54 chunk URLs come from OF53's answer: the API key goes only to the
-// Mirakl instance itself, never to another host named there.
+// OF54 file URLs come from OF53's answer: the API key goes only to the
+// Mirakl instance itself, never to another host named there. The export
+// runs whole (RunOfferExport): Mirakl's OF53 names one file on another
+// host, one by absolute URL on the instance and one by a path on it.
 func TestOfferExportURLOnAnotherHostGetsNoAPIKey(t *testing.T) {
 	var mu sync.Mutex
-	seen := map[string]string{}
-	handler := func(name string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			seen[name] = r.Header.Get("Authorization")
-			mu.Unlock()
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`[{"offer_id":1,"shop_sku":"S","quantity":3}]`))
-		}
+	seen := map[string]string{} // file request → its Authorization header
+	file := func(name string, w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[name] = r.Header.Get("Authorization")
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `[{"shop_sku":%q,"quantity":3}]`, name)
 	}
-	mkl := httptest.NewServer(handler("mirakl"))
-	defer mkl.Close()
-	other := httptest.NewServer(handler("other"))
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		file("other"+r.URL.Path, w, r)
+	}))
 	defer other.Close()
+	var mkl *httptest.Server
+	mkl = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/api/offers/export/async": // OF52
+			_, _ = w.Write([]byte(`{"tracking_id":"T-1"}`))
+		case r.URL.Path == "/api/offers/export/async/status/T-1": // OF53
+			_, _ = fmt.Fprintf(w, `{"status":"COMPLETED","last_updated":"2026-02-03T04:05:07Z","urls":[%q,%q,%q]}`,
+				other.URL+"/export/chunk-1.json", mkl.URL+"/api/offers/export/chunk-2.json", "/api/offers/export/chunk-3.json")
+		case strings.HasPrefix(r.URL.Path, "/api/offers/export/chunk-"): // OF54
+			file("mirakl"+r.URL.Path, w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer mkl.Close()
 	c, err := mirakl.New(mirakl.Options{BaseURL: mkl.URL, APIKey: "SECRET-KEY", Governor: freeGovernor(t), Retry: &fastRetry})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if _, err := c.DownloadOfferExport(ctx, other.URL+"/export/chunk-1.json"); err != nil {
+	x, err := c.ExportOffers(context.Background(), mirakl.OfferExportOptions{PollEvery: time.Millisecond})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.DownloadOfferExport(ctx, mkl.URL+"/api/offers/export/chunk-1.json"); err != nil {
-		t.Fatal(err)
+	if x.Files != 3 || len(x.Offers) != 3 {
+		t.Fatalf("export: %+v %v, want the 3 files read", x.OfferExportInfo, x.Offers)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if seen["other"] != "" {
-		t.Errorf("another host received Authorization %q", seen["other"])
-	}
-	if seen["mirakl"] != "SECRET-KEY" {
-		t.Errorf("the Mirakl instance received Authorization %q, want the key", seen["mirakl"])
+	for name, want := range map[string]string{
+		"other/export/chunk-1.json":             "",
+		"mirakl/api/offers/export/chunk-2.json": "SECRET-KEY",
+		"mirakl/api/offers/export/chunk-3.json": "SECRET-KEY",
+	} {
+		got, ok := seen[name]
+		switch {
+		case !ok:
+			t.Errorf("%s was never downloaded (seen: %v)", name, seen)
+		case want == "" && got != "":
+			t.Errorf("another host received Authorization %q for %s", got, name)
+		case got != want:
+			t.Errorf("the Mirakl instance received Authorization %q for %s, want the key", got, name)
+		}
 	}
 }
 

@@ -85,6 +85,17 @@ func (q OfferQuantity) WarehouseQuantity(code string) int {
 	return 0
 }
 
+// offerExportStatus is OF53's answer.
+type offerExportStatus struct {
+	Status      string    `json:"status"` // PENDING, COMPLETED, FAILED
+	LastUpdated time.Time `json:"last_updated"`
+	URLs        []string  `json:"urls"`
+	Error       *struct {
+		Code   string `json:"code"`
+		Detail string `json:"detail"`
+	} `json:"error,omitempty"`
+}
+
 // OfferExportInfo describes a completed export.
 type OfferExportInfo struct {
 	TrackingID string
@@ -234,7 +245,7 @@ func (c *Client) awaitOfferExport(ctx context.Context, info *OfferExportInfo, op
 		if err := sleepCtx(ctx, opts.PollEvery); err != nil {
 			return nil, err
 		}
-		var st OfferExportStatus
+		var st offerExportStatus
 		resp, err := c.getJSONResp(ctx, request{op: OpOF53, path: path, subject: "offer export " + info.TrackingID}, &st)
 		if err != nil {
 			return nil, err
@@ -301,8 +312,9 @@ func excerpt(b []byte) string {
 // JSON file structure: shop_sku, quantity, warehouses[{code, quantity}],
 // active, deleted, last_updated), or a `;`-separated CSV with the same
 // columns hyphenated (shop-sku, quantity, active, deleted, last-updated; CSV
-// files carry no warehouses). Every offer needs a shop SKU and, unless it is
-// deleted, a quantity ≥ 0; active defaults to true (false for a deleted
+// files carry no warehouses; the SKU column may also be named shop_sku or
+// offer-sku). Every offer needs a shop SKU and, unless it is deleted, a
+// quantity ≥ 0; active defaults to true when absent (false for a deleted
 // offer). Integers and booleans sent as strings ("5", "true") are accepted.
 // Any other deviation is an error naming the offer: a file is used whole or
 // not at all.
@@ -319,7 +331,7 @@ func ParseOfferExportChunk(data []byte) ([]OfferQuantity, error) {
 	return parseOfferExportCSVFile(data)
 }
 
-type rawExportedOffer struct {
+type rawOfferRow struct {
 	ShopSKU    json.RawMessage `json:"shop_sku"`
 	Quantity   json.RawMessage `json:"quantity"`
 	Warehouses []struct {
@@ -338,7 +350,7 @@ func parseOfferExportJSON(data []byte) ([]OfferQuantity, error) {
 	}
 	var out []OfferQuantity
 	for i := 1; dec.More(); i++ {
-		var raw rawExportedOffer
+		var raw rawOfferRow
 		if err := dec.Decode(&raw); err != nil {
 			return nil, fmt.Errorf("offer %d of the file: %w", i, err)
 		}
@@ -357,7 +369,7 @@ func parseOfferExportJSON(data []byte) ([]OfferQuantity, error) {
 	return out, nil
 }
 
-func (r rawExportedOffer) offer() (OfferQuantity, error) {
+func (r rawOfferRow) offer() (OfferQuantity, error) {
 	var q OfferQuantity
 	sku, err := jsonText(r.ShopSKU)
 	if err != nil {
@@ -472,12 +484,23 @@ func parseQuantityText(s string) (int, error) {
 	return int(v), nil
 }
 
+// csvSKUColumns are the names an OF54 CSV file's SKU column may have, in
+// order of preference: Mirakl's own (shop-sku), its JSON spelling, and the
+// offer-sku an export with rename_fields (or an operator's tooling) may use.
+var csvSKUColumns = []string{"shop-sku", "shop_sku", "offer-sku"}
+
 func parseOfferExportCSVFile(data []byte) ([]OfferQuantity, error) {
 	r, col, err := openCSV(data)
 	if err != nil {
 		return nil, fmt.Errorf("CSV header: %w", err)
 	}
-	skuCol, okSKU := col["shop-sku"]
+	skuCol, okSKU := -1, false
+	for _, name := range csvSKUColumns {
+		if i, ok := col[name]; ok {
+			skuCol, okSKU = i, true
+			break
+		}
+	}
 	qtyCol, okQty := col["quantity"]
 	if r == nil || !okSKU || !okQty {
 		return nil, errors.New("the export file is neither a JSON array of offers nor a CSV file with shop-sku and quantity columns")

@@ -24,26 +24,31 @@ import (
 // exportOpts poll OF53 quickly: the tests' governor has no budgets.
 var exportOpts = mirakl.OfferExportOptions{PollEvery: 5 * time.Millisecond}
 
-// export runs an offer export against the sandbox, whose exports take
-// ExportDelay of sandbox time: once the client has seen the export PENDING
-// (an OF53 call), the sandbox clock is moved past the delay.
+// export runs an offer export (ExportOffers) against the sandbox.
 func (e *env) export(opts mirakl.OfferExportOptions) (*mirakl.OfferExport, error) {
 	e.t.Helper()
-	type result struct {
-		x   *mirakl.OfferExport
-		err error
-	}
-	done := make(chan result, 1)
+	var x *mirakl.OfferExport
+	err := e.whileExporting(func() (err error) {
+		x, err = e.client.ExportOffers(context.Background(), opts)
+		return err
+	})
+	return x, err
+}
+
+// whileExporting runs run, an offer export against the sandbox, whose
+// exports take ExportDelay of sandbox time: each time the client has seen
+// the export PENDING (an OF53 call), the sandbox clock is moved past the
+// delay.
+func (e *env) whileExporting(run func() error) error {
+	e.t.Helper()
+	done := make(chan error, 1)
 	before, _ := e.calls(mirakl.OpOF53)
-	go func() {
-		x, err := e.client.ExportOffers(context.Background(), opts)
-		done <- result{x, err}
-	}()
+	go func() { done <- run() }()
 	deadline := time.After(20 * time.Second)
 	for {
 		select {
-		case r := <-done:
-			return r.x, r.err
+		case err := <-done:
+			return err
 		case <-deadline:
 			e.t.Fatal("the offer export did not end within 20 s")
 		default:
@@ -273,6 +278,34 @@ func TestDecodeSpecOF54Examples(t *testing.T) {
 	}
 	if len(offers) != 4 || offers[0].ShopSKU != "sku-2130" || offers[0].Quantity != 40 || offers[2].Quantity != 1000000 || !offers[3].Active {
 		t.Fatalf("the spec's OF54 CSV example decoded as %+v", offers)
+	}
+}
+
+// active defaults to true when a file leaves it out (false for a deleted
+// offer), and a CSV file's SKU column may be named shop-sku, shop_sku or
+// offer-sku.
+func TestParseOfferExportChunkDefaultsAndSKUColumns(t *testing.T) {
+	for _, c := range []struct {
+		name, file string
+		want       []mirakl.OfferQuantity
+	}{
+		{"JSON without active", `[{"shop_sku":"A","quantity":3},{"shop_sku":"B","quantity":0,"active":false},{"shop_sku":"C","deleted":true}]`,
+			[]mirakl.OfferQuantity{{ShopSKU: "A", Quantity: 3, Active: true}, {ShopSKU: "B"}, {ShopSKU: "C", Deleted: true}}},
+		{"CSV shop-sku, no active column", "shop-sku;quantity\nA;3\n",
+			[]mirakl.OfferQuantity{{ShopSKU: "A", Quantity: 3, Active: true}}},
+		{"CSV shop_sku", "offer_id;shop_sku;quantity;active\n1;A;3;\n2;B;4;false\n",
+			[]mirakl.OfferQuantity{{ShopSKU: "A", Quantity: 3, Active: true}, {ShopSKU: "B", Quantity: 4}}},
+		{"CSV offer-sku", "offer-id;offer-sku;quantity;deleted\n1;A;3;false\n2;B;;true\n",
+			[]mirakl.OfferQuantity{{ShopSKU: "A", Quantity: 3, Active: true}, {ShopSKU: "B", Deleted: true}}},
+	} {
+		got, err := mirakl.ParseOfferExportChunk([]byte(c.file))
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", c.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", c.name, got, c.want)
+		}
 	}
 }
 
