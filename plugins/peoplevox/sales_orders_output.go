@@ -23,6 +23,7 @@ const (
 	soFieldFieldNames     = "field_names"
 	soFieldTransientWait  = "max_transient_wait"
 	soFieldBatching       = "batching"
+	soFieldWriters        = "writers"
 )
 
 func salesOrdersOutputSpec() *service.ConfigSpec {
@@ -42,12 +43,14 @@ Peoplevox field names:
 
 or a cancellation: `+"`{\"order_id\": \"JM-000123-A\", \"cancel\": {\"SalesOrderNumber\": \"JM-000123-A\"}}`"+`.
 
-**Writing.** Headers of a batch go in one SaveData call on the "Sales orders" template, then the
-lines of every order whose header was accepted in one SaveData on "Sales order items" (at most
-100 rows per call). Field names are mapped onto the tenant's templates by name (read with
+**Writing.** The headers go in SaveData calls on the "Sales orders" template, then the lines of
+every order whose header was accepted in SaveData calls on "Sales order items" (at most 100 rows
+per call, never splitting an order's lines; the calls of each kind are sent at once). Field names are mapped onto the tenant's templates by name (read with
 GetSaveTemplate at first use), after renaming through `+"`field_names`"+` where a tenant configured
 different names. Per-row statuses decide per order: an order succeeds only when its header and
-every line were accepted, and the ledger then records the Sales Order.
+every line were accepted, and the ledger then records the Sales Order. `+"`writers`"+` writes run at
+once; batches that arrive while they are busy wait, and the next write takes all of them (up to
+300 orders), so the small batches Benthos cuts behind a busy output cost no calls of their own.
 
 **Exactly once.** An order the ledger shows imported is skipped. Before writing, the output marks
 an attempt in the store; when a previous attempt's outcome is unknown (a timeout, a crash), it
@@ -74,8 +77,10 @@ safe because the order input emits one message per transaction.`).
 			service.NewDurationField(soFieldTransientWait).Default("10m").Advanced().
 				Description("How long transient Peoplevox failures are retried before the orders become exceptions."),
 			service.NewBatchPolicyField(soFieldBatching),
-			service.NewOutputMaxInFlightField().Default(2).
-				Description("Batches written at once. Two batches carrying the same order (a poll overlap, a replay) never write it concurrently: the second waits for the first and then finds the order imported. Every batch's calls share the tenant's bound on concurrent Peoplevox calls (`max_in_flight` of the connection)."),
+			service.NewOutputMaxInFlightField().Default(8).
+				Description("Batches taken at once. `writers` of them are written at a time; the others wait, and a writer takes every batch waiting (up to 300 orders) in one write. Two batches carrying the same order (a poll overlap, a replay) never write it concurrently: the second waits for the first and then finds the order imported."),
+			service.NewIntField(soFieldWriters).Default(2).Advanced().
+				Description("Writes at once (each a header call, then the lines calls). Every write's calls share the tenant's bound on concurrent Peoplevox calls (`max_concurrent_calls` of the connection)."),
 		)
 }
 
@@ -107,7 +112,9 @@ type salesOrdersOutput struct {
 	cancelled      *service.MetricCounter
 	latency        *service.MetricTimer
 
-	writing orderLocks // orders a batch is writing now
+	writing  orderLocks     // orders a batch is writing now
+	nWriters int            // imports written at once (see sales_orders_merge.go)
+	writers  *importWriters // set by Connect
 }
 
 func newSalesOrdersOutputFromParsed(conf *service.ParsedConfig, mgr *service.Resources) (*salesOrdersOutput, error) {
@@ -137,6 +144,12 @@ func newSalesOrdersOutputFromParsed(conf *service.ParsedConfig, mgr *service.Res
 	if o.transientWait, err = conf.FieldDuration(soFieldTransientWait); err != nil {
 		return nil, err
 	}
+	if o.nWriters, err = conf.FieldInt(soFieldWriters); err != nil {
+		return nil, err
+	}
+	if o.nWriters < 1 {
+		return nil, fmt.Errorf("peoplevox_sales_orders: %s must be at least 1, got %d", soFieldWriters, o.nWriters)
+	}
 	return o, nil
 }
 
@@ -149,6 +162,7 @@ func (o *salesOrdersOutput) Connect(ctx context.Context) error {
 		return err
 	}
 	o.st = st
+	o.writers = startImportWriters(o, o.nWriters)
 	return nil
 }
 
@@ -156,6 +170,8 @@ func (o *salesOrdersOutput) Close(ctx context.Context) error {
 	if o.st == nil {
 		return nil
 	}
+	o.writers.close()
+	o.writers = nil
 	err := o.st.Close()
 	o.st = nil
 	return err
@@ -223,9 +239,11 @@ func (o *salesOrdersOutput) WriteBatch(ctx context.Context, batch service.Messag
 	}
 	defer o.writing.unlock(ids)
 	if len(imports) > 0 {
-		if err := o.withTransientRetry(ctx, func(attempt int) error {
-			return o.importOrders(ctx, imports, failures, attempt > 1)
-		}); err != nil {
+		docFailures, err := o.writers.write(ctx, imports)
+		for d, f := range docFailures {
+			failures[d.index] = f
+		}
+		if err != nil {
 			why := "Peoplevox refused the request"
 			if transient(err) {
 				why = fmt.Sprintf("Peoplevox kept failing for %s", o.transientWait)
@@ -410,7 +428,7 @@ const attemptNS = "pvx_import_attempt"
 // importOrders writes headers then lines for orders not yet imported.
 // recheck forces read-before-write for every order (a retry after a
 // transient failure).
-func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrderDoc, failures map[int]*orderFailure, recheck bool) error {
+func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrderDoc, failures map[*salesOrderDoc]*orderFailure, recheck bool) error {
 	ids := make([]string, 0, len(docs))
 	for _, d := range docs {
 		ids = append(ids, d.OrderID)
@@ -421,7 +439,7 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 	}
 	var todo []*salesOrderDoc
 	for _, d := range docs {
-		if failures[d.index] != nil {
+		if failures[d] != nil {
 			continue
 		}
 		if l, ok := ledger[d.OrderID]; ok && l.SalesOrderNumber != "" {
@@ -472,15 +490,36 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 		headerRows = append(headerRows, d.header)
 		headerDocs = append(headerDocs, d)
 	}
-	if len(headerRows) > 0 {
-		res, err := o.client.SaveRows(ctx, o.headerTemplate, headerRows, ActionNone)
-		if err := unsent(res, err); err != nil {
+	// In calls of at most 100 rows, sent at once (a write merging several
+	// batches has more headers than one call takes).
+	type headerCall struct {
+		rows []map[string]string
+		docs []*salesOrderDoc
+		res  []RowResult
+		err  error
+	}
+	var headerCalls []headerCall
+	for start := 0; start < len(headerRows); start += DefaultBatchSize {
+		end := min(start+DefaultBatchSize, len(headerRows))
+		headerCalls = append(headerCalls, headerCall{rows: headerRows[start:end], docs: headerDocs[start:end]})
+	}
+	var hwg sync.WaitGroup
+	for i := range headerCalls {
+		hwg.Go(func() {
+			headerCalls[i].res, headerCalls[i].err = o.client.SaveRows(ctx, o.headerTemplate, headerCalls[i].rows, ActionNone)
+		})
+	}
+	hwg.Wait()
+	for _, hc := range headerCalls {
+		if err := unsent(hc.res, hc.err); err != nil {
 			return err
 		}
-		for i, r := range res {
-			if i < len(headerDocs) && !r.OK() {
-				d := headerDocs[i]
-				failures[d.index] = &orderFailure{typ: "import_failed",
+	}
+	for _, hc := range headerCalls {
+		for i, r := range hc.res {
+			if i < len(hc.docs) && !r.OK() {
+				d := hc.docs[i]
+				failures[d] = &orderFailure{typ: "import_failed",
 					err: fmt.Errorf("order %s: Peoplevox refused the Sales Order header %s: %v; fix the order data or the mapping, then replay", d.OrderID, d.number, r.Err)}
 			}
 		}
@@ -506,9 +545,9 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 			continue
 		}
 		for i, r := range ch.res {
-			if i < len(ch.docs) && !r.OK() && failures[ch.docs[i].index] == nil {
+			if i < len(ch.docs) && !r.OK() && failures[ch.docs[i]] == nil {
 				d := ch.docs[i]
-				failures[d.index] = &orderFailure{typ: "import_failed",
+				failures[d] = &orderFailure{typ: "import_failed",
 					err: fmt.Errorf("order %s: Peoplevox refused line %s of Sales Order %s: %v; the header exists, fix the line and replay (lines already written are not duplicated)", d.OrderID, ch.rows[i][lineKey], d.number, r.Err)}
 			}
 		}
@@ -524,7 +563,7 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 	var done []*salesOrderDoc
 	var marks []store.ImportedOrder
 	for _, d := range todo {
-		if failures[d.index] != nil {
+		if failures[d] != nil {
 			continue
 		}
 		status := existing[d.number].status
@@ -541,7 +580,7 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 	var resolve []string
 	for _, d := range done {
 		if err := notFound[d.OrderID]; err != nil {
-			failures[d.index] = &orderFailure{typ: "import_failed",
+			failures[d] = &orderFailure{typ: "import_failed",
 				err: fmt.Errorf("order %s: Sales Order %s is in Peoplevox but recording it failed: %w; replay the order (it is not written twice)", d.OrderID, d.number, err)}
 			continue
 		}
@@ -560,11 +599,11 @@ func (o *salesOrdersOutput) importOrders(ctx context.Context, docs []*salesOrder
 // lineChunks groups the lines still missing in Peoplevox of the orders
 // without a failure into calls of at most size rows, never splitting an
 // order (an order with more lines than size gets a call of its own).
-func lineChunks(docs []*salesOrderDoc, existing map[string]existingOrder, failures map[int]*orderFailure, lineKey string, size int) []lineChunk {
+func lineChunks(docs []*salesOrderDoc, existing map[string]existingOrder, failures map[*salesOrderDoc]*orderFailure, lineKey string, size int) []lineChunk {
 	var chunks []lineChunk
 	var cur lineChunk
 	for _, d := range docs {
-		if failures[d.index] != nil {
+		if failures[d] != nil {
 			continue
 		}
 		ex := existing[d.number]

@@ -102,7 +102,7 @@ func TestSalesOrdersConcurrentBatchesWriteEachOrderOnce(t *testing.T) {
 func TestSalesOrderLineChunksNeverSplitAnOrder(t *testing.T) {
 	var docs []*salesOrderDoc
 	existing := map[string]existingOrder{}
-	failures := map[int]*orderFailure{}
+	failures := map[*salesOrderDoc]*orderFailure{}
 	for i := range 45 {
 		d := &salesOrderDoc{OrderID: fmt.Sprintf("O-%d", i), number: fmt.Sprintf("O-%d", i), index: i}
 		for l := 1; l <= 3; l++ {
@@ -111,7 +111,7 @@ func TestSalesOrderLineChunksNeverSplitAnOrder(t *testing.T) {
 		docs = append(docs, d)
 	}
 	existing["O-0"] = existingOrder{status: "New", lines: map[string]bool{"O-0-1": true}} // one line already there
-	failures[1] = fail("import_failed", "header refused")                                 // header refused: no lines
+	failures[docs[1]] = fail("import_failed", "header refused")                           // header refused: no lines
 
 	chunks := lineChunks(docs, existing, failures, "Line", 100)
 	seen := map[string]int{}
