@@ -716,7 +716,7 @@ func TestSessionRenewedWithinTheCallsTurn(t *testing.T) {
 		_, err := c.GetData(ctxT(t), GetDataRequest{Template: "slow"})
 		slow <- err
 	}()
-	<-arrived // the slow call holds the turn
+	<-arrived     // the slow call holds the turn
 	f.expireAll() // the session the waiting calls would have read dies
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
