@@ -467,6 +467,8 @@ func (o *stockOutput) flush(ctx context.Context) error {
 			return err
 		}
 	}
+	// Every order placed before Mirakl's figures were read is in the ledger.
+	ledgerKnowsAll := !liveAt.IsZero() && ledgerCurrentThrough(shopKey(o.client)).After(liveAt)
 	var lines []StockLine
 	sent := map[string]int{}
 	settled := make([]store.StockSettlement, 0, len(rows))
@@ -495,15 +497,25 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		q := StockQuantity(*avail, demand[r.SKU]+margin, r.Rule)
 		m, known := live[r.SKU]
 		if known {
-			// For a SKU the full sync may re-anchor: the units the ledger
-			// knows were sold since mpvx last pushed it.
+			// The units the ledger knows were sold since mpvx last pushed
+			// the SKU.
 			sold := -1
-			if r.FullSync && margin == 0 && demand[r.SKU] == 0 && q > m && r.PushedAt != nil && r.PushedQuantity != nil {
+			if q > m && r.PushedAt != nil && r.PushedQuantity != nil {
 				since, err := o.st.RecentDemand(ctx, []string{r.SKU}, *r.PushedAt)
 				if err != nil {
 					return err
 				}
 				sold = since[r.SKU]
+				// Mirakl shows fewer than mpvx pushed less the sales the
+				// ledger knows: orders it has not seen yet took the rest
+				// (the order feed reads OR11 once an interval). Those units
+				// are gone; a raise over them (held-back margin, received
+				// stock) would sell them twice. Unless the ledger holds
+				// every order placed before Mirakl's figure was read: then
+				// the push behind the figure never reached Mirakl.
+				if unknown := *r.PushedQuantity - sold - m; unknown > 0 && !ledgerKnowsAll {
+					q = max(0, q-unknown)
+				}
 			}
 			var held int
 			want := q
