@@ -25,7 +25,7 @@
 //
 // Full size (100,000 orders, 50,000 SKUs):
 //
-//	MPVX_SOAK=1 go test ./tests/soak -run TestSoak -v -timeout 120m
+//	MPVX_SOAK=1 go test ./tests/soak -run TestSoak -v -timeout 150m
 //
 // Settings (env): MPVX_SOAK_ORDERS, MPVX_SOAK_SKUS, MPVX_SOAK_SPEED (clock,
 // default 600), MPVX_SOAK_WINDOW (orders waiting for import, default 1000),

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	fullCommand    = "MPVX_SOAK=1 go test ./tests/soak -run TestSoak -v -timeout 120m"
+	fullCommand    = "MPVX_SOAK=1 go test ./tests/soak -run TestSoak -v -timeout 150m"
 	reducedCommand = "go test ./tests/soak -run TestSoak -v"
 )
 
