@@ -440,6 +440,15 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		skus = append(skus, r.SKU)
 		codes = append(codes, r.ItemCode)
 	}
+	// Open demand first, Peoplevox after: an order imported in between is
+	// then counted twice (in the demand and in Peoplevox's Available: a unit
+	// under-shown for one push), never not at all. Read the other way round,
+	// an order imported between the two reads is in neither, and its units
+	// are shown on Mirakl again (the long chaos run oversold this way).
+	demand, err := o.st.OpenDemand(ctx, o.states, skus)
+	if err != nil {
+		return err
+	}
 	var fresh map[string]peoplevox.ItemAvailability
 	if o.pvx != nil {
 		if len(codes) > 300 {
@@ -452,10 +461,6 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("re-reading availability of %d item(s) from Peoplevox before pushing: %w", len(codes), err)
 		}
-	}
-	demand, err := o.st.OpenDemand(ctx, o.states, skus)
-	if err != nil {
-		return err
 	}
 	live, liveAt, err := o.liveQuantities(ctx, skus)
 	if err != nil {
