@@ -632,8 +632,9 @@ func capRaise(q, m, avail, margin, demand, sold int, r store.StockRow, trustFirs
 	return q, max(0, min(entitled, avail))
 }
 
-// liveQuantities reads what Mirakl shows now for the SKUs (OF21): one call
-// per SKU for a few, the whole catalogue page by page for many. asOf is
+// liveQuantities reads what Mirakl shows now for the SKUs: one OF21 call
+// per SKU for a few; for many, a small catalogue page by page (OF21) and a
+// large one from an offer export (OF52) brought up to date. asOf is
 // when Mirakl served the last of the answers (its clock; zero when an
 // answer had no Date): every sale before it is in the quantities.
 func (o *stockOutput) liveQuantities(ctx context.Context, skus []string) (out map[string]int, asOf time.Time, err error) {
@@ -677,11 +678,22 @@ func (o *stockOutput) liveQuantities(ctx context.Context, skus []string) (out ma
 		}
 		return out, asOf, nil
 	}
-	if o.mirror != nil {
-		// Many SKUs: an offer export (OF52) brought up to date now, instead
-		// of the whole catalogue read through OF21 page by page (500 calls
-		// for 50,000 offers). A view from an earlier export is not used:
-		// the quantities must be as fresh as one OF21 read would be.
+	want := make(map[string]bool, len(skus))
+	for _, s := range skus {
+		want[s] = true
+	}
+	page, err := o.client.ListOffers(ctx, ListOffersParams{})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if o.mirror != nil && page.TotalCount > smallCatalogue {
+		// A large catalogue: an offer export (OF52) brought up to date now,
+		// instead of reading it all through OF21 page by page (500 calls for
+		// 50,000 offers). A view from an earlier export is not used. The
+		// export is as of the moment Mirakl took the request, older than an
+		// OF21 read by the time Mirakl needs to build the files: sales in
+		// between are covered by the flash margin of a selling SKU, as sales
+		// between any reading and the import are.
 		err := o.mirror.Refresh(ctx)
 		if err == nil {
 			var q map[string]int
@@ -693,17 +705,10 @@ func (o *stockOutput) liveQuantities(ctx context.Context, skus []string) (out ma
 			return nil, time.Time{}, ctx.Err()
 		}
 		o.log.Warnf("Reading Mirakl's quantities of %d SKU(s) with an offer export (OF52) failed: %v; reading the catalogue with OF21 instead", len(skus), err)
-		asOf = time.Time{}
 	}
-	want := make(map[string]bool, len(skus))
-	for _, s := range skus {
-		want[s] = true
-	}
+	// A small catalogue (or a failed export): every page through OF21, each
+	// as fresh as the push needs.
 	for offset := 0; ; {
-		page, err := o.client.ListOffers(ctx, ListOffersParams{Offset: offset})
-		if err != nil {
-			return nil, time.Time{}, err
-		}
 		served(page.ServedAt)
 		for _, off := range page.Offers {
 			if want[off.ShopSKU] {
@@ -714,8 +719,15 @@ func (o *stockOutput) liveQuantities(ctx context.Context, skus []string) (out ma
 		if len(page.Offers) == 0 || offset >= page.TotalCount {
 			return out, asOf, nil
 		}
+		if page, err = o.client.ListOffers(ctx, ListOffersParams{Offset: offset}); err != nil {
+			return nil, time.Time{}, err
+		}
 	}
 }
+
+// smallCatalogue is the most offers liveQuantities reads through OF21 page
+// by page (ten calls) rather than from an offer export.
+const smallCatalogue = 1000
 
 // stockProbe is a full-sync SKU's Mirakl quantity and when it was read.
 type stockProbe struct {
