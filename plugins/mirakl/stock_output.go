@@ -618,18 +618,29 @@ func capRaise(q, m, avail, margin, demand, sold int, r store.StockRow, trustFirs
 		}
 		return min(q, m), 0
 	}
-	entitled := r.HeldBack
+	held, received := r.HeldBack, 0
 	if avail > *r.AnchorAvailable {
-		entitled += avail - *r.AnchorAvailable
+		received = avail - *r.AnchorAvailable
+	}
+	// Units held back come back only once the SKU has stopped selling: while
+	// it sells, Mirakl's figure below the computed one may be sales the
+	// ledger has not seen yet, and a raise overwrites the ones made between
+	// the reading and the import (the long chaos run oversold this way).
+	// Received stock may raise it at any time.
+	usable := received
+	if margin == 0 {
+		usable += held
 	}
 	switch {
 	case q > m:
-		raise := min(q-m, entitled)
-		q, entitled = m+raise, entitled-raise
+		raise := min(q-m, usable)
+		q = m + raise
+		fromReceived := min(raise, received)
+		received, held = received-fromReceived, held-(raise-fromReceived)
 	case q < m:
-		entitled += min(m-q, margin)
+		held += min(m-q, margin)
 	}
-	return q, max(0, min(entitled, avail))
+	return q, max(0, min(held+received, avail))
 }
 
 // liveQuantities reads what Mirakl shows now for the SKUs: one OF21 call

@@ -74,6 +74,11 @@ func TestCapRaise(t *testing.T) {
 		// the ledger knows none of them, Mirakl shows 1.
 		{"not when Mirakl sold what the ledger does not know", 7, 1, 7, 0, 0, 0, store.StockRow{AnchorAvailable: n(7), FullSync: true, PushedQuantity: n(7)}, 1, 0},
 		{"not when mpvx never pushed it", 7, 1, 7, 0, 0, -1, store.StockRow{AnchorAvailable: n(7), FullSync: true}, 1, 0},
+		// 3 units held back earlier; the SKU still sells (margin 1): Mirakl's
+		// 3 may be sales the ledger has not seen, so the held units stay held.
+		{"held-back units stay held while the SKU sells", 5, 3, 6, 1, 0, -1, store.StockRow{AnchorAvailable: n(6), HeldBack: 3}, 3, 3},
+		{"held-back units come back once it stops selling", 5, 3, 6, 0, 0, -1, store.StockRow{AnchorAvailable: n(6), HeldBack: 3}, 5, 1},
+		{"received stock raises a selling SKU, held units stay held", 9, 3, 10, 1, 0, -1, store.StockRow{AnchorAvailable: n(6), HeldBack: 3}, 7, 3},
 	}
 	for _, c := range cases {
 		q, held := capRaise(c.q, c.m, c.avail, c.margin, c.demand, c.sold, c.row, false)
