@@ -115,6 +115,13 @@ type request struct {
 	accept      string
 	expect      []int // success statuses; default 200
 	absoluteURL bool
+	// perishable: the body was computed from a reading that ages (a stock
+	// file is Mirakl's quantities less the sales known when it was built).
+	// Sent again after a wait it would overwrite the sales made meanwhile,
+	// so the client never re-sends it: a failed try (a 429 after pausing
+	// the budget, a 5xx, a dropped connection) goes back to the caller,
+	// which builds the body again from a fresh reading.
+	perishable bool
 }
 
 func jsonBody(v any) func() (io.Reader, string, error) {
@@ -177,8 +184,12 @@ func (c *Client) do(ctx context.Context, req request) (*response, error) {
 		if ctx.Err() != nil {
 			return nil, err
 		}
+		kind := classify(err)
+		if req.perishable && kind != failPermanent {
+			return nil, c.perished(req, kind, err)
+		}
 		var wait time.Duration
-		switch classify(err) {
+		switch kind {
 		case failPermanent:
 			return nil, err
 		case failRateLimited:
@@ -205,6 +216,22 @@ func (c *Client) do(ctx context.Context, req request) (*response, error) {
 			return nil, fmt.Errorf("mirakl %s: %w (last error: %v)", req.op, err, lastErr)
 		}
 	}
+}
+
+// perished is the error of a perishable request's failed try: a 429 pauses
+// the budget first (the caller's next try waits for Retry-After); a failure
+// that may have reached Mirakl is an *UnknownOutcomeError.
+func (c *Client) perished(req request, kind failureKind, err error) error {
+	switch kind {
+	case failRateLimited:
+		var rl *RateLimitError
+		errors.As(err, &rl)
+		c.gov.Pause(req.op, rl.RetryAfter)
+		return err
+	case failTransient:
+		return &UnknownOutcomeError{Operation: req.op, Subject: req.subject, Err: err}
+	}
+	return err
 }
 
 func (c *Client) url(req request) (string, error) {

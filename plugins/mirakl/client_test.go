@@ -580,3 +580,39 @@ func TestGovernorSpacesArrivalsWhenARequestIsDelayed(t *testing.T) {
 		t.Fatalf("sandbox counted %d calls and %d 429s, want 2 and 0", calls, limited)
 	}
 }
+
+// A stock file is never sent twice by the client: its quantities were
+// computed from readings that age, and re-sent after Retry-After or a
+// back-off it would overwrite the sales made in between. The caller gets
+// the error at once and builds a new file.
+func TestStockFileIsNotResent(t *testing.T) {
+	lines := []mirakl.StockLine{{OfferSKU: "SKU-A", Quantity: 7}}
+	t.Run("429", func(t *testing.T) {
+		e := newEnv(t, nil)
+		e.seed("SKU-A")
+		must(t, e.sb.Faults().Add(sandboxkit.FaultRule{Op: "STO01", Kind: sandboxkit.FaultRateLimit, Rate: 1, Times: 1, RetryAfter: 3}))
+		_, err := e.client.ImportStock(context.Background(), lines)
+		if !mirakl.IsRateLimited(err) {
+			t.Fatalf("got %v, want the 429 (a RateLimitError)", err)
+		}
+		if calls, _ := e.calls(mirakl.OpSTO01); calls != 1 {
+			t.Fatalf("STO01 sent %d times, want 1", calls)
+		}
+		if d := e.gov.Delay(mirakl.OpSTO01); d < 2*time.Second {
+			t.Fatalf("the 429 must pause the STO01 budget for Retry-After (3 s) so the next file waits; the next call may go in %s", d)
+		}
+	})
+	t.Run("5xx", func(t *testing.T) {
+		e := newEnv(t, nil)
+		e.seed("SKU-A")
+		must(t, e.sb.Faults().Add(sandboxkit.FaultRule{Op: "STO01", Kind: sandboxkit.FaultServerError, Rate: 1, Times: 1}))
+		_, err := e.client.ImportStock(context.Background(), lines)
+		var unknown *mirakl.UnknownOutcomeError
+		if !errors.As(err, &unknown) {
+			t.Fatalf("got %v, want an UnknownOutcomeError (Mirakl may have applied the file)", err)
+		}
+		if calls, _ := e.calls(mirakl.OpSTO01); calls != 1 {
+			t.Fatalf("STO01 sent %d times, want 1", calls)
+		}
+	})
+}

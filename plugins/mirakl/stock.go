@@ -77,8 +77,13 @@ func StockCSV(lines []StockLine) ([]byte, error) {
 
 // ImportStock sends STO01 (multipart, part "file") and returns the import
 // id. The import runs asynchronously: follow it with StockImportStatus.
-// Re-sending the same file sets the same quantities, so it is retried like a
-// read.
+//
+// A stock file is not retried: the quantities in it were computed from
+// readings that age, and the same file sent again after a Retry-After or a
+// back-off would overwrite the sales Mirakl took in between. A 429 pauses
+// the STO01 budget and returns the *RateLimitError; a 5xx or a dropped
+// answer returns an *UnknownOutcomeError (Mirakl may have applied it). The
+// caller computes the quantities again and sends a new file.
 func (c *Client) ImportStock(ctx context.Context, lines []StockLine) (string, error) {
 	if len(lines) == 0 {
 		return "", errors.New("STO01: no stock lines to send")
@@ -104,7 +109,7 @@ func (c *Client) ImportStock(ctx context.Context, lines []StockLine) (string, er
 	}
 	subject := fmt.Sprintf("stock file of %d line(s)", len(lines))
 	resp, err := c.do(ctx, request{op: OpSTO01, path: "/api/offers/stock/imports", subject: subject, body: body,
-		expect: []int{http.StatusCreated}})
+		expect: []int{http.StatusCreated}, perishable: true})
 	if err != nil {
 		return "", err
 	}
