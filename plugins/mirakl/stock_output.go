@@ -355,6 +355,12 @@ func (o *stockOutput) flushLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			if IsRateLimited(err) {
+				// The 429 paused the STO01 budget: the next push waits for
+				// Retry-After above, then computes the file again.
+				o.log.Warnf("Mirakl refused the stock file with 429 (rate limit); the SKUs stay pending and are computed again when the STO01 budget reopens in %s", o.client.Governor().Delay(OpSTO01).Round(time.Millisecond))
+				continue
+			}
 			o.log.Errorf("Stock push failed, the SKUs stay pending and are retried in %s: %v", backoff, err)
 			select {
 			case <-ctx.Done():
@@ -502,35 +508,9 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		q := StockQuantity(*avail, demand[r.SKU]+margin, r.Rule)
 		m, known := live[r.SKU]
 		if known {
-			// The units the ledger knows were sold since mpvx last pushed
-			// the SKU.
-			sold := -1
-			if q > m && r.PushedAt != nil && r.PushedQuantity != nil {
-				since, err := o.st.RecentDemand(ctx, []string{r.SKU}, *r.PushedAt)
-				if err != nil {
-					return err
-				}
-				sold = since[r.SKU]
-				// Mirakl shows fewer than mpvx pushed less the sales the
-				// ledger knows: orders it has not seen yet took the rest
-				// (the order feed reads OR11 once an interval). Those units
-				// are gone; a raise over them (held-back margin, received
-				// stock) would sell them twice. Unless the ledger holds
-				// every order placed before Mirakl's figure was read: then
-				// the push behind the figure never reached Mirakl.
-				if unknown := *r.PushedQuantity - sold - m; unknown > 0 && !ledgerKnowsAll {
-					q = max(0, q-unknown)
-				}
-			}
 			var held int
-			want := q
-			q, held = capRaise(q, m, *avail, margin, demand[r.SKU], sold, r, o.trustFirst)
-			if q < want && r.FullSync && margin == 0 && demand[r.SKU] == 0 {
-				if o.confirmQuiet(r.SKU, m, liveAt) {
-					q, held = want, 0
-				}
-			} else {
-				delete(o.probes, r.SKU)
+			if q, held, err = o.limitToShown(ctx, r, q, m, *avail, margin, demand[r.SKU], liveAt, ledgerKnowsAll); err != nil {
+				return err
 			}
 			st.HeldBack = &held
 		}
@@ -583,6 +563,48 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		return fmt.Errorf("stock import %s was sent but recording it failed (the SKUs stay pending and will be sent again): %w", id, err)
 	}
 	return nil
+}
+
+// limitToShown limits the quantity q computed for a SKU (Peoplevox's
+// Available less open demand and flash margin) by what Mirakl shows (m) and
+// what mpvx knows of the units in between, and returns it with the units
+// held back for later (the entitlement).
+//
+// ledgerKnowsAll: the order ledger holds every order placed before Mirakl's
+// figure was read (liveAt).
+func (o *stockOutput) limitToShown(ctx context.Context, r store.StockRow, q, m, avail, margin, demand int, liveAt time.Time, ledgerKnowsAll bool) (int, int, error) {
+	want := q
+	// The units the ledger knows were sold since mpvx last pushed the SKU.
+	sold := -1
+	if q > m && r.PushedAt != nil && r.PushedQuantity != nil {
+		since, err := o.st.RecentDemand(ctx, []string{r.SKU}, *r.PushedAt)
+		if err != nil {
+			return 0, 0, err
+		}
+		sold = since[r.SKU]
+		// Mirakl shows fewer than mpvx pushed less the sales the ledger
+		// knows: orders it has not seen yet took the rest (the order feed
+		// reads OR11 once an interval). Those units are gone; a raise over
+		// them (held-back margin, received stock) would sell them twice.
+		// Unless the ledger holds every order placed before Mirakl's figure
+		// was read: then the push behind the figure never reached Mirakl.
+		if unknown := *r.PushedQuantity - sold - m; unknown > 0 && !ledgerKnowsAll {
+			q = max(0, q-unknown)
+		}
+	}
+	q, held := capRaise(q, m, avail, margin, demand, sold, r, o.trustFirst)
+	// A SKU that is not selling and still shown below its computed quantity,
+	// by either limit above, is probed: the units may be real (a push whose
+	// answer was lost set Mirakl's figure without mpvx knowing it), and the
+	// full sync raises it once the ledger has caught up with the reading.
+	if q < want && r.FullSync && margin == 0 && demand == 0 {
+		if o.confirmQuiet(r.SKU, m, liveAt) {
+			return want, 0, nil
+		}
+	} else {
+		delete(o.probes, r.SKU)
+	}
+	return q, held, nil
 }
 
 // capRaise limits a computed quantity q for a SKU Mirakl shows at m, and

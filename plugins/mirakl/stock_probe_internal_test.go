@@ -1,8 +1,12 @@
 package mirakl
 
 import (
+	"context"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/mpvx/mpvx/plugins/store"
 )
 
 // A full-sync SKU shown below Peoplevox's figure is raised only once the
@@ -68,5 +72,66 @@ func TestConfirmQuietWaitsForTheLedger(t *testing.T) {
 	// An undated answer never raises.
 	if o.confirmQuiet("SKU-3", 0, time.Time{}) {
 		t.Fatal("raised a SKU on an answer without a Date")
+	}
+}
+
+// A full-sync SKU that is not selling, held at Mirakl's figure because
+// Mirakl shows fewer units than mpvx pushed less the sales it knows (a push
+// whose answer was lost set it lower), is probed and raised to Peoplevox's
+// figure once the ledger has caught up with the reading. It used to stay
+// under-shown for good (the short chaos run in CI: Mirakl 194, Peoplevox 197).
+func TestUnknownUnitsOfAQuietSKUAreProbed(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Shared(ctx, filepath.Join(t.TempDir(), "mpvx.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := New(Options{BaseURL: "http://mirakl.invalid", APIKey: "k", ShopID: 4343})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &orderFeed{}
+	key := shopKey(c) + "#unknown-units-test"
+	feedsMu.Lock()
+	feeds[key] = f
+	feedsMu.Unlock()
+	t.Cleanup(func() {
+		feedsMu.Lock()
+		delete(feeds, key)
+		feedsMu.Unlock()
+	})
+	o := &stockOutput{client: c, st: st}
+	readAt := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	f.noteLedgerCurrent(readAt.Add(-time.Hour), readAt.Add(-time.Minute))
+
+	pushed, anchor, pushedAt := 197, 197, time.Now().Add(-time.Minute)
+	row := store.StockRow{SKU: "SKU-Q", FullSync: true, PushedQuantity: &pushed, PushedAt: &pushedAt, AnchorAvailable: &anchor, HeldBack: 4}
+	q, _, err := o.limitToShown(ctx, row, 197, 194, 197, 0, 0, readAt, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q != 194 {
+		t.Fatalf("before the ledger caught up: %d, want Mirakl's 194 (three units may be sales the ledger has not seen)", q)
+	}
+	if _, ok := o.probes["SKU-Q"]; !ok {
+		t.Fatal("the SKU held at Mirakl's figure was not probed: it stays under-shown for good")
+	}
+	f.noteLedgerCurrent(readAt.Add(-2*time.Minute), readAt.Add(30*time.Second))
+	q, held, err := o.limitToShown(ctx, row, 197, 194, 197, 0, 0, readAt.Add(40*time.Second), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q != 197 || held != 0 {
+		t.Fatalf("after the ledger caught up with an unchanged figure: %d (held %d), want 197 (held 0)", q, held)
+	}
+	// A selling SKU (flash margin 1) is never probed: the three unknown
+	// units come off its quantity.
+	q, _, err = o.limitToShown(ctx, row, 196, 194, 197, 1, 0, readAt.Add(50*time.Second), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q != 193 || len(o.probes) != 0 {
+		t.Fatalf("a selling SKU: %d with probes %v, want 193 and none", q, o.probes)
 	}
 }
