@@ -34,19 +34,20 @@ func TestStockQuantity(t *testing.T) {
 
 func TestFlashMargin(t *testing.T) {
 	cases := []struct {
-		units       int
-		window, lag time.Duration
-		want        int
+		units, largest int
+		window, lag    time.Duration
+		want           int
 	}{
-		{0, 10 * time.Minute, 3 * time.Minute, 0},
-		{1, 10 * time.Minute, 3 * time.Minute, 1},   // rounds up: a unit may sell in the lag
-		{40, 10 * time.Minute, 3 * time.Minute, 12}, // 4 a minute for 3 minutes
-		{41, 10 * time.Minute, 3 * time.Minute, 13},
-		{40, 0, 3 * time.Minute, 0}, // disabled
+		{0, 0, 10 * time.Minute, 3 * time.Minute, 0},
+		{1, 1, 10 * time.Minute, 3 * time.Minute, 2},   // rounds up, and one more order of one may sell in the lag
+		{8, 3, 10 * time.Minute, 3 * time.Minute, 6},   // ⌈2.4⌉ + an order of three (the long chaos run oversold JM-1009 by 3 with 3)
+		{40, 2, 10 * time.Minute, 3 * time.Minute, 14}, // 4 a minute for 3 minutes, and an order of two
+		{41, 1, 10 * time.Minute, 3 * time.Minute, 14},
+		{40, 2, 0, 3 * time.Minute, 0}, // disabled
 	}
 	for _, c := range cases {
-		if got := FlashMargin(c.units, c.window, c.lag); got != c.want {
-			t.Errorf("FlashMargin(%d, %s, %s) = %d, want %d", c.units, c.window, c.lag, got, c.want)
+		if got := FlashMargin(store.Sales{Units: c.units, LargestLine: c.largest}, c.window, c.lag); got != c.want {
+			t.Errorf("FlashMargin(%d units, largest line %d, %s, %s) = %d, want %d", c.units, c.largest, c.window, c.lag, got, c.want)
 		}
 	}
 }

@@ -455,11 +455,28 @@ func (s *Store) ForgetPushedStock(ctx context.Context, importID string, skus []s
 // cancelled lines excluded) of orders the connector first saw at or after
 // since: how fast each SKU is selling right now.
 func (s *Store) RecentDemand(ctx context.Context, skus []string, since time.Time) (map[string]int, error) {
+	sales, err := s.RecentSales(ctx, skus, since)
+	out := make(map[string]int, len(sales))
+	for sku, v := range sales {
+		out[sku] = v.Units
+	}
+	return out, err
+}
+
+// Sales is what a SKU sold in a stretch of time: its units, and the most
+// units one order line took.
+type Sales struct {
+	Units       int
+	LargestLine int
+}
+
+// RecentSales is RecentDemand with the largest line of each SKU too.
+func (s *Store) RecentSales(ctx context.Context, skus []string, since time.Time) (map[string]Sales, error) {
 	c, err := s.db()
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]int{}
+	out := map[string]Sales{}
 	if len(skus) == 0 {
 		return out, nil
 	}
@@ -475,7 +492,7 @@ func (s *Store) RecentDemand(ctx context.Context, skus []string, since time.Time
 			// CROSS JOIN keeps orders as the outer loop: the recent orders
 			// (orders_by_first_seen), then their lines, instead of every
 			// line ever sold of each SKU.
-			rows, err := tx.QueryContext(ctx, `SELECT l.offer_sku, SUM(l.quantity) FROM orders o CROSS JOIN order_lines l ON o.order_id = l.order_id
+			rows, err := tx.QueryContext(ctx, `SELECT l.offer_sku, SUM(l.quantity), MAX(l.quantity) FROM orders o CROSS JOIN order_lines l ON o.order_id = l.order_id
 				WHERE o.first_seen >= ? AND l.state NOT IN (`+placeholders(len(deadLineStates))+`)
 				AND (l.accepted IS NULL OR l.accepted <> 0)
 				AND l.offer_sku IN (`+placeholders(len(part))+`) GROUP BY l.offer_sku`, args...)
@@ -484,12 +501,12 @@ func (s *Store) RecentDemand(ctx context.Context, skus []string, since time.Time
 			}
 			for rows.Next() {
 				var sku string
-				var n int
-				if err := rows.Scan(&sku, &n); err != nil {
+				var v Sales
+				if err := rows.Scan(&sku, &v.Units, &v.LargestLine); err != nil {
 					_ = rows.Close()
 					return c.fail("computing recent demand", err)
 				}
-				out[sku] = n
+				out[sku] = v
 			}
 			if err := rows.Close(); err != nil {
 				return err
