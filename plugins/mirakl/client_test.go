@@ -616,3 +616,21 @@ func TestStockFileIsNotResent(t *testing.T) {
 		}
 	})
 }
+
+// A call made by an earlier run of the process (read back from the store)
+// holds a one-call-per-interval budget for the rest of its interval.
+func TestGovernorCalledAtHoldsTheInterval(t *testing.T) {
+	gov := mirakl.NewGovernor()
+	must(t, gov.SetBudget(mirakl.OpSTO01, mirakl.Budget{Every: time.Minute, Burst: 1}))
+	if d := gov.Delay(mirakl.OpSTO01); d != 0 {
+		t.Fatalf("a fresh budget waits %s", d)
+	}
+	gov.CalledAt(mirakl.OpSTO01, time.Now().Add(-20*time.Second))
+	if d := gov.Delay(mirakl.OpSTO01); d < 39*time.Second || d > 40*time.Second {
+		t.Fatalf("20 s after the last call of a one-a-minute budget the next waits %s, want about 40 s", d)
+	}
+	gov.CalledAt(mirakl.OpSTO01, time.Now().Add(-2*time.Minute)) // older: changes nothing
+	if d := gov.Delay(mirakl.OpSTO01); d < 39*time.Second {
+		t.Fatalf("an older call shortened the wait to %s", d)
+	}
+}

@@ -233,6 +233,23 @@ func (g *Governor) Answered(op Operation) {
 	}
 }
 
+// CalledAt tells the governor a call of op was answered at at, before it
+// knew (by an earlier run of the process, read back from the store): a
+// one-call-per-interval budget allows the next call a full interval after
+// it. Without it, the first call after a restart could follow the last one
+// of the killed process within the interval, and Mirakl answers 429.
+func (g *Governor) CalledAt(op Operation, at time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := g.get(op)
+	if !b.oneAtATime() {
+		return
+	}
+	if next := at.Add(b.budget.Every); next.After(b.notBefore) {
+		b.notBefore = next
+	}
+}
+
 // Pause stops op's budget for d (a 429's Retry-After): no caller gets a call
 // through until it ends.
 func (g *Governor) Pause(op Operation, d time.Duration) {

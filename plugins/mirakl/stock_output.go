@@ -324,6 +324,11 @@ func (o *stockOutput) flushLoop(ctx context.Context) {
 	if err := awaitOrderFeeds(ctx, shopKey(o.client)); err != nil {
 		return
 	}
+	// The last stock file of a previous run (killed, restarted) counts
+	// against the STO01 budget: Mirakl would answer the first push 429.
+	if last, err := o.st.RecentStockImports(ctx, 1); err == nil && len(last) > 0 {
+		o.client.Governor().CalledAt(OpSTO01, last[0].CreatedAt)
+	}
 	backoff := time.Second
 	for {
 		if err := o.requeueProbes(ctx); err != nil && ctx.Err() == nil {
