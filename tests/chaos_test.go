@@ -462,6 +462,15 @@ func (r *chaosRun) stockHistory(sku string) string {
 			evs = append(evs, ev{at: g.at, line: fmt.Sprintf("goods-in +%d", g.units), free: g.units})
 		}
 	}
+	// How mpvx computed each quantity it sent, from its store.
+	why := map[string]store.StockReason{}
+	if imps, err := r.st.RecentStockImports(context.Background(), 100000); err == nil {
+		for _, imp := range imps {
+			if w, ok := imp.Reasons[sku]; ok {
+				why[imp.ImportID] = w
+			}
+		}
+	}
 	for _, imp := range mt.StockImports {
 		rd := csv.NewReader(strings.NewReader(imp.CSV))
 		rd.Comma, rd.FieldsPerRecord = ';', -1
@@ -469,7 +478,7 @@ func (r *chaosRun) stockHistory(sku string) string {
 		for _, f := range recs {
 			if len(f) >= 2 && f[0] == sku {
 				evs = append(evs, ev{at: imp.Received.Add(30 * time.Second), imp: true,
-					line: fmt.Sprintf("STO01 %s sent %s, applied: quantity %s (%s)", imp.ID[:8], imp.Received.Format("15:04:05"), f[1], imp.Status)})
+					line: fmt.Sprintf("STO01 %s sent %s, applied: quantity %s (%s)%s", imp.ID[:8], imp.Received.Format("15:04:05"), f[1], imp.Status, reasonOf(why, imp.ID))})
 			}
 		}
 	}
@@ -486,6 +495,14 @@ func (r *chaosRun) stockHistory(sku string) string {
 		fmt.Fprintf(&b, "    %s %s → free %d%s\n", e.at.Format("15:04:05"), e.line, free, mark)
 	}
 	return b.String()
+}
+
+// reasonOf is how mpvx computed a quantity of the import, for the history.
+func reasonOf(why map[string]store.StockReason, importID string) string {
+	if w, ok := why[importID]; ok {
+		return " [mpvx: " + w.String() + "]"
+	}
+	return " [mpvx recorded no reason: the answer was lost or the process died before recording it]"
 }
 
 func (r *chaosRun) violate(inv, what string) {

@@ -487,6 +487,7 @@ func (o *stockOutput) flush(ctx context.Context) error {
 	ledgerKnowsAll := !liveAt.IsZero() && ledgerCurrentThrough(shopKey(o.client)).After(liveAt)
 	var lines []StockLine
 	sent := map[string]int{}
+	reasons := map[string]store.StockReason{}
 	settled := make([]store.StockSettlement, 0, len(rows))
 	var fullChecked, drifted int // full-sync SKUs in this push, and those Mirakl showed wrong
 	now := time.Now()
@@ -511,13 +512,15 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		}
 		margin := FlashMargin(recent[r.SKU], o.window, o.lag)
 		q := StockQuantity(*avail, demand[r.SKU]+margin, r.Rule)
+		why := store.StockReason{Available: *avail, Demand: demand[r.SKU], Margin: margin, Computed: q}
 		m, known := live[r.SKU]
 		if known {
 			var held int
-			if q, held, err = o.limitToShown(ctx, r, q, m, *avail, margin, demand[r.SKU], liveAt, ledgerKnowsAll); err != nil {
+			if q, held, err = o.limitToShown(ctx, r, q, m, *avail, margin, demand[r.SKU], liveAt, ledgerKnowsAll, &why); err != nil {
 				return err
 			}
 			st.HeldBack = &held
+			why.Shown, why.HeldBack = &m, held
 		}
 		if r.FullSync {
 			fullChecked++
@@ -530,6 +533,8 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		if !known || q != m {
 			lines = append(lines, StockLine{OfferSKU: r.SKU, Quantity: q, WarehouseCode: o.warehouse})
 			sent[r.SKU] = q
+			why.Quantity = q
+			reasons[r.SKU] = why
 			qq := q
 			st.Pushed = &qq
 			o.staleness.Timing(int64(now.Sub(r.ChangedAt)))
@@ -564,7 +569,7 @@ func (o *stockOutput) flush(ctx context.Context) error {
 	o.pushedSKUs.Incr(int64(len(lines)))
 	o.imports.Incr(1, "sent")
 	o.log.Debugf("Stock import %s sent with %d SKU(s)", id, len(lines))
-	if err := o.st.SettleStock(context.WithoutCancel(ctx), &store.StockImport{ImportID: id, Status: ImportWaiting, Lines: sent}, settled); err != nil {
+	if err := o.st.SettleStock(context.WithoutCancel(ctx), &store.StockImport{ImportID: id, Status: ImportWaiting, Lines: sent, Reasons: reasons}, settled); err != nil {
 		return fmt.Errorf("stock import %s was sent but recording it failed (the SKUs stay pending and will be sent again): %w", id, err)
 	}
 	return nil
@@ -576,8 +581,8 @@ func (o *stockOutput) flush(ctx context.Context) error {
 // held back for later (the entitlement).
 //
 // ledgerKnowsAll: the order ledger holds every order placed before Mirakl's
-// figure was read (liveAt).
-func (o *stockOutput) limitToShown(ctx context.Context, r store.StockRow, q, m, avail, margin, demand int, liveAt time.Time, ledgerKnowsAll bool) (int, int, error) {
+// figure was read (liveAt). why records what limited q.
+func (o *stockOutput) limitToShown(ctx context.Context, r store.StockRow, q, m, avail, margin, demand int, liveAt time.Time, ledgerKnowsAll bool, why *store.StockReason) (int, int, error) {
 	want := q
 	// The units the ledger knows were sold since mpvx last pushed the SKU.
 	sold := -1
@@ -587,6 +592,7 @@ func (o *stockOutput) limitToShown(ctx context.Context, r store.StockRow, q, m, 
 			return 0, 0, err
 		}
 		sold = since[r.SKU]
+		why.SoldSincePush = &sold
 		// Mirakl shows fewer than mpvx pushed less the sales the ledger
 		// knows: orders it has not seen yet took the rest (the order feed
 		// reads OR11 once an interval). Those units are gone; a raise over
@@ -595,15 +601,21 @@ func (o *stockOutput) limitToShown(ctx context.Context, r store.StockRow, q, m, 
 		// was read: then the push behind the figure never reached Mirakl.
 		if unknown := *r.PushedQuantity - sold - m; unknown > 0 && !ledgerKnowsAll {
 			q = max(0, q-unknown)
+			why.Note = fmt.Sprintf("%d unit(s) sold on Mirakl that the ledger has not seen yet taken off", unknown)
 		}
 	}
+	before := q
 	q, held := capRaise(q, m, avail, margin, demand, sold, r, o.trustFirst)
+	if q < before {
+		why.Note = strings.TrimPrefix(why.Note+"; raised only by units known to exist", "; ")
+	}
 	// A SKU that is not selling and still shown below its computed quantity,
 	// by either limit above, is probed: the units may be real (a push whose
 	// answer was lost set Mirakl's figure without mpvx knowing it), and the
 	// full sync raises it once the ledger has caught up with the reading.
 	if q < want && r.FullSync && margin == 0 && demand == 0 {
 		if o.confirmQuiet(r.SKU, m, liveAt) {
+			why.Note = "not selling, and the ledger holds every order placed before Mirakl's figure was read: set to Peoplevox's figure"
 			return want, 0, nil
 		}
 	} else {

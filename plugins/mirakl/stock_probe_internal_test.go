@@ -107,7 +107,7 @@ func TestUnknownUnitsOfAQuietSKUAreProbed(t *testing.T) {
 
 	pushed, anchor, pushedAt := 197, 197, time.Now().Add(-time.Minute)
 	row := store.StockRow{SKU: "SKU-Q", FullSync: true, PushedQuantity: &pushed, PushedAt: &pushedAt, AnchorAvailable: &anchor, HeldBack: 4}
-	q, _, err := o.limitToShown(ctx, row, 197, 194, 197, 0, 0, readAt, false)
+	q, _, err := o.limitToShown(ctx, row, 197, 194, 197, 0, 0, readAt, false, &store.StockReason{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestUnknownUnitsOfAQuietSKUAreProbed(t *testing.T) {
 		t.Fatal("the SKU held at Mirakl's figure was not probed: it stays under-shown for good")
 	}
 	f.noteLedgerCurrent(readAt.Add(-2*time.Minute), readAt.Add(30*time.Second))
-	q, held, err := o.limitToShown(ctx, row, 197, 194, 197, 0, 0, readAt.Add(40*time.Second), false)
+	q, held, err := o.limitToShown(ctx, row, 197, 194, 197, 0, 0, readAt.Add(40*time.Second), false, &store.StockReason{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestUnknownUnitsOfAQuietSKUAreProbed(t *testing.T) {
 	}
 	// A selling SKU (flash margin 1) is never probed: the three unknown
 	// units come off its quantity.
-	q, _, err = o.limitToShown(ctx, row, 196, 194, 197, 1, 0, readAt.Add(50*time.Second), false)
+	q, _, err = o.limitToShown(ctx, row, 196, 194, 197, 1, 0, readAt.Add(50*time.Second), false, &store.StockReason{})
 	if err != nil {
 		t.Fatal(err)
 	}

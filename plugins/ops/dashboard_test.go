@@ -380,3 +380,27 @@ func TestOversizeFormRefused(t *testing.T) {
 		t.Fatalf("10 MB login form: %d %q, want 400 naming the size", resp.StatusCode, b)
 	}
 }
+
+// The stock page tells, per import, how each quantity sent was computed.
+func TestStockPageShowsWhyEachQuantity(t *testing.T) {
+	srv, st := testDashboard(t)
+	ctx := context.Background()
+	ten, eight, shown := 10, 8, 9
+	if err := st.RecordStockChanges(ctx, []store.StockChange{{SKU: "JM-1", Available: &ten}}); err != nil {
+		t.Fatal(err)
+	}
+	why := store.StockReason{Available: 10, Demand: 1, Margin: 1, Computed: 8, Shown: &shown, Quantity: 8}
+	imp := &store.StockImport{ImportID: "imp-1", Status: "WAITING", Lines: map[string]int{"JM-1": 8}, Reasons: map[string]store.StockReason{"JM-1": why}}
+	if err := st.SettleStock(ctx, imp, []store.StockSettlement{{SKU: "JM-1", Version: 1, Available: &ten, Pushed: &eight}}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, srv)
+	b.login(testViewer)
+	code, body := b.get("/stock")
+	if code != http.StatusOK {
+		t.Fatalf("/stock: %d", code)
+	}
+	if want := "Peoplevox 10 − demand 1 − margin 1 = 8; Mirakl showed 9; sent 8, 0 held back"; !strings.Contains(body, want) {
+		t.Fatalf("the stock page does not say how JM-1's 8 was computed (%q):\n%s", want, body)
+	}
+}

@@ -41,6 +41,9 @@ func init() {
 		)`,
 		`CREATE INDEX stock_imports_status ON stock_imports (status, created_at)`,
 	}})
+	migrations = append(migrations, migration{11, "stock imports: why each quantity", []string{
+		`ALTER TABLE stock_imports ADD COLUMN reasons TEXT NOT NULL DEFAULT '{}'`,
+	}})
 }
 
 // StockRule is how much of Peoplevox's availability is held back from the
@@ -275,6 +278,42 @@ type StockImport struct {
 	LinesOK    int
 	LinesError int
 	FinishedAt *time.Time
+	// Reasons is how each quantity was computed (SKU → reason).
+	Reasons map[string]StockReason
+}
+
+// StockReason is how a pushed quantity was computed: what an operator (or a
+// failed chaos run) needs to tell why Mirakl was set to that figure.
+type StockReason struct {
+	Available int `json:"available"` // Peoplevox's Available, read before the push
+	Demand    int `json:"demand"`    // open demand: sold on Mirakl, not in Peoplevox yet
+	Margin    int `json:"margin"`    // flash margin held back
+	Computed  int `json:"computed"`  // the formula's quantity
+	// Shown is what Mirakl showed when read just before the push (nil: not
+	// read, a SKU it does not list).
+	Shown *int `json:"shown,omitempty"`
+	// SoldSincePush is the units the ledger knows were sold since the last
+	// push (nil: not read).
+	SoldSincePush *int   `json:"sold_since_push,omitempty"`
+	HeldBack      int    `json:"held_back"` // entitlement left for later pushes
+	Quantity      int    `json:"quantity"`  // sent
+	Note          string `json:"note,omitempty"`
+}
+
+// String is the reason in one line.
+func (r StockReason) String() string {
+	s := fmt.Sprintf("Peoplevox %d − demand %d − margin %d = %d", r.Available, r.Demand, r.Margin, r.Computed)
+	if r.Shown != nil {
+		s += fmt.Sprintf("; Mirakl showed %d", *r.Shown)
+	}
+	if r.SoldSincePush != nil {
+		s += fmt.Sprintf(", %d sold since the last push", *r.SoldSincePush)
+	}
+	s += fmt.Sprintf("; sent %d, %d held back", r.Quantity, r.HeldBack)
+	if r.Note != "" {
+		s += " (" + r.Note + ")"
+	}
+	return s
 }
 
 // SettleStock records a flush in one transaction: the import sent (if
@@ -289,12 +328,16 @@ func (s *Store) SettleStock(ctx context.Context, imp *StockImport, settled []Sto
 		now := c.nowUTC()
 		if imp != nil {
 			lines, _ := json.Marshal(imp.Lines)
+			reasons := []byte("{}")
+			if len(imp.Reasons) > 0 {
+				reasons, _ = json.Marshal(imp.Reasons)
+			}
 			created := imp.CreatedAt
 			if created.IsZero() {
 				created = now
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO stock_imports (import_id, created_at, status, lines) VALUES (?, ?, ?, ?)
-				ON CONFLICT (import_id) DO NOTHING`, imp.ImportID, ts(created), imp.Status, string(lines)); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO stock_imports (import_id, created_at, status, lines, reasons) VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT (import_id) DO NOTHING`, imp.ImportID, ts(created), imp.Status, string(lines), string(reasons)); err != nil {
 				return c.fail("recording stock import "+imp.ImportID, err)
 			}
 		}
@@ -383,7 +426,7 @@ func (s *Store) stockImports(ctx context.Context, where string) ([]StockImport, 
 	}
 	var out []StockImport
 	err = c.read(ctx, "reading stock imports", func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT import_id, created_at, status, lines, lines_ok, lines_error, finished_at FROM stock_imports `+where)
+		rows, err := tx.QueryContext(ctx, `SELECT import_id, created_at, status, lines, lines_ok, lines_error, finished_at, reasons FROM stock_imports `+where)
 		if err != nil {
 			return c.fail("reading stock imports", err)
 		}
@@ -391,8 +434,8 @@ func (s *Store) stockImports(ctx context.Context, where string) ([]StockImport, 
 		for rows.Next() {
 			var imp StockImport
 			var created, finished sql.NullString
-			var lines string
-			if err := rows.Scan(&imp.ImportID, &created, &imp.Status, &lines, &imp.LinesOK, &imp.LinesError, &finished); err != nil {
+			var lines, reasons string
+			if err := rows.Scan(&imp.ImportID, &created, &imp.Status, &lines, &imp.LinesOK, &imp.LinesError, &finished, &reasons); err != nil {
 				return c.fail("reading stock imports", err)
 			}
 			if imp.CreatedAt, err = parseTS(created); err != nil {
@@ -402,6 +445,7 @@ func (s *Store) stockImports(ctx context.Context, where string) ([]StockImport, 
 				return err
 			}
 			_ = json.Unmarshal([]byte(lines), &imp.Lines)
+			_ = json.Unmarshal([]byte(reasons), &imp.Reasons)
 			out = append(out, imp)
 		}
 		return rows.Err()

@@ -44,3 +44,29 @@ func deref(p *int) any {
 	}
 	return *p
 }
+
+// Every stock import keeps how each quantity in it was computed.
+func TestStockImportKeepsItsReasons(t *testing.T) {
+	s, _, _ := openFile(t)
+	ctx := t.Context()
+	ten, shown, sold, eight := 10, 9, 1, 8
+	if err := s.RecordStockChanges(ctx, []StockChange{{SKU: "JM-1", Available: &ten}}); err != nil {
+		t.Fatal(err)
+	}
+	why := StockReason{Available: 10, Demand: 1, Margin: 1, Computed: 8, Shown: &shown, SoldSincePush: &sold, Quantity: 8}
+	imp := &StockImport{ImportID: "imp-1", Status: "WAITING", Lines: map[string]int{"JM-1": 8}, Reasons: map[string]StockReason{"JM-1": why}}
+	if err := s.SettleStock(ctx, imp, []StockSettlement{{SKU: "JM-1", Version: 1, Available: &ten, Pushed: &eight}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.RecentStockImports(ctx, 1)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("RecentStockImports = %v, %v", got, err)
+	}
+	r, ok := got[0].Reasons["JM-1"]
+	if !ok || r.String() != why.String() {
+		t.Fatalf("reason read back %+v, want %+v", r, why)
+	}
+	if want := "Peoplevox 10 − demand 1 − margin 1 = 8; Mirakl showed 9, 1 sold since the last push; sent 8, 0 held back"; r.String() != want {
+		t.Fatalf("reason reads %q, want %q", r.String(), want)
+	}
+}
