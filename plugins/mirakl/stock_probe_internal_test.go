@@ -9,15 +9,16 @@ import (
 	"github.com/mpvx/mpvx/plugins/store"
 )
 
-// A full-sync SKU shown below Peoplevox's figure is raised only once the
-// order ledger holds every order placed before Mirakl's figure was read.
-func TestConfirmQuietWaitsForTheLedger(t *testing.T) {
-	c, err := New(Options{BaseURL: "http://mirakl.invalid", APIKey: "k", ShopID: 4242})
+// clientWithFeed is a client of shop shopID and an order feed of that shop
+// registered in the process (no poll run: the test moves its ledger).
+func clientWithFeed(t *testing.T, shopID int64) (*Client, *orderFeed) {
+	t.Helper()
+	c, err := New(Options{BaseURL: "http://mirakl.invalid", APIKey: "k", ShopID: shopID})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &orderFeed{}
-	key := shopKey(c) + "#probe-test"
+	key := shopKey(c) + "#test"
 	feedsMu.Lock()
 	feeds[key] = f
 	feedsMu.Unlock()
@@ -26,6 +27,13 @@ func TestConfirmQuietWaitsForTheLedger(t *testing.T) {
 		delete(feeds, key)
 		feedsMu.Unlock()
 	})
+	return c, f
+}
+
+// A full-sync SKU shown below Peoplevox's figure is raised only once the
+// order ledger holds every order placed before Mirakl's figure was read.
+func TestConfirmQuietWaitsForTheLedger(t *testing.T) {
+	c, f := clientWithFeed(t, 4242)
 	o := &stockOutput{client: c}
 	t0 := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 
@@ -87,20 +95,7 @@ func TestUnknownUnitsOfAQuietSKUAreProbed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	c, err := New(Options{BaseURL: "http://mirakl.invalid", APIKey: "k", ShopID: 4343})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &orderFeed{}
-	key := shopKey(c) + "#unknown-units-test"
-	feedsMu.Lock()
-	feeds[key] = f
-	feedsMu.Unlock()
-	t.Cleanup(func() {
-		feedsMu.Lock()
-		delete(feeds, key)
-		feedsMu.Unlock()
-	})
+	c, f := clientWithFeed(t, 4343)
 	o := &stockOutput{client: c, st: st}
 	readAt := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	f.noteLedgerCurrent(readAt.Add(-time.Hour), readAt.Add(-time.Minute))
