@@ -456,7 +456,10 @@ func (o *stockOutput) flush(ctx context.Context) error {
 	// under-shown for one push), never not at all. Read the other way round,
 	// an order imported between the two reads is in neither, and its units
 	// are shown on Mirakl again (the long chaos run oversold this way).
-	demand, err := o.st.OpenDemand(ctx, o.states, skus)
+	// The sales the ledger knows since each SKU's last push come from the
+	// same snapshot: an order recorded after it is unknown to both, and
+	// Mirakl's figure (read after) tells its units apart.
+	demand, soldSince, err := o.st.DemandAndSoldSincePush(ctx, o.states, skus)
 	if err != nil {
 		return err
 	}
@@ -515,10 +518,12 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		why := store.StockReason{Available: *avail, Demand: demand[r.SKU], Margin: margin, Computed: q}
 		m, known := live[r.SKU]
 		if known {
-			var held int
-			if q, held, err = o.limitToShown(ctx, r, q, m, *avail, margin, demand[r.SKU], liveAt, ledgerKnowsAll, &why); err != nil {
-				return err
+			sold, pushed := soldSince[r.SKU]
+			if !pushed {
+				sold = -1
 			}
+			var held int
+			q, held = o.limitToShown(r, q, m, *avail, margin, demand[r.SKU], sold, liveAt, ledgerKnowsAll, &why)
 			st.HeldBack = &held
 			why.Shown, why.HeldBack = &m, held
 		}
@@ -580,25 +585,23 @@ func (o *stockOutput) flush(ctx context.Context) error {
 // what mpvx knows of the units in between, and returns it with the units
 // held back for later (the entitlement).
 //
-// ledgerKnowsAll: the order ledger holds every order placed before Mirakl's
-// figure was read (liveAt). why records what limited q.
-func (o *stockOutput) limitToShown(ctx context.Context, r store.StockRow, q, m, avail, margin, demand int, liveAt time.Time, ledgerKnowsAll bool, why *store.StockReason) (int, int, error) {
+// sold is the units the ledger knows were sold since mpvx last pushed the
+// SKU (-1: never pushed). ledgerKnowsAll: the order ledger holds every order
+// placed before Mirakl's figure was read (liveAt). why records what limited
+// q.
+func (o *stockOutput) limitToShown(r store.StockRow, q, m, avail, margin, demand, sold int, liveAt time.Time, ledgerKnowsAll bool, why *store.StockReason) (int, int) {
 	want := q
-	// The units the ledger knows were sold since mpvx last pushed the SKU.
-	sold := -1
-	if q > m && r.PushedAt != nil && r.PushedQuantity != nil {
-		since, err := o.st.RecentDemand(ctx, []string{r.SKU}, *r.PushedAt)
-		if err != nil {
-			return 0, 0, err
-		}
-		sold = since[r.SKU]
+	if sold >= 0 && r.PushedQuantity != nil {
 		why.SoldSincePush = &sold
 		// Mirakl shows fewer than mpvx pushed less the sales the ledger
 		// knows: orders it has not seen yet took the rest (the order feed
-		// reads OR11 once an interval). Those units are gone; a raise over
-		// them (held-back margin, received stock) would sell them twice.
-		// Unless the ledger holds every order placed before Mirakl's figure
-		// was read: then the push behind the figure never reached Mirakl.
+		// reads OR11 once an interval). They are in neither the open demand
+		// nor Peoplevox's Available, so q counts their units as free: a push
+		// of q, higher or lower than Mirakl's figure, would sell them twice
+		// (the long chaos run oversold JM-1030 by 10 with a push that lowered
+		// Mirakl to a figure still above what was left). Unless the ledger
+		// holds every order placed before Mirakl's figure was read: then the
+		// push behind the figure never reached Mirakl.
 		if unknown := *r.PushedQuantity - sold - m; unknown > 0 && !ledgerKnowsAll {
 			q = max(0, q-unknown)
 			why.Note = fmt.Sprintf("%d unit(s) sold on Mirakl that the ledger has not seen yet taken off", unknown)
@@ -616,12 +619,12 @@ func (o *stockOutput) limitToShown(ctx context.Context, r store.StockRow, q, m, 
 	if q < want && r.FullSync && margin == 0 && demand == 0 {
 		if o.confirmQuiet(r.SKU, m, liveAt) {
 			why.Note = "not selling, and the ledger holds every order placed before Mirakl's figure was read: set to Peoplevox's figure"
-			return want, 0, nil
+			return want, 0
 		}
 	} else {
 		delete(o.probes, r.SKU)
 	}
-	return q, held, nil
+	return q, held
 }
 
 // capRaise limits a computed quantity q for a SKU Mirakl shows at m, and

@@ -1,8 +1,7 @@
 package mirakl
 
 import (
-	"context"
-	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,23 +88,14 @@ func TestConfirmQuietWaitsForTheLedger(t *testing.T) {
 // figure once the ledger has caught up with the reading. It used to stay
 // under-shown for good (the short chaos run in CI: Mirakl 194, Peoplevox 197).
 func TestUnknownUnitsOfAQuietSKUAreProbed(t *testing.T) {
-	ctx := context.Background()
-	st, err := store.Shared(ctx, filepath.Join(t.TempDir(), "mpvx.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	c, f := clientWithFeed(t, 4343)
-	o := &stockOutput{client: c, st: st}
+	o := &stockOutput{client: c}
 	readAt := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	f.noteLedgerCurrent(readAt.Add(-time.Hour), readAt.Add(-time.Minute))
 
 	pushed, anchor, pushedAt := 197, 197, time.Now().Add(-time.Minute)
 	row := store.StockRow{SKU: "SKU-Q", FullSync: true, PushedQuantity: &pushed, PushedAt: &pushedAt, AnchorAvailable: &anchor, HeldBack: 4}
-	q, _, err := o.limitToShown(ctx, row, 197, 194, 197, 0, 0, readAt, false, &store.StockReason{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q, _ := o.limitToShown(row, 197, 194, 197, 0, 0, 0, readAt, false, &store.StockReason{})
 	if q != 194 {
 		t.Fatalf("before the ledger caught up: %d, want Mirakl's 194 (three units may be sales the ledger has not seen)", q)
 	}
@@ -113,20 +103,38 @@ func TestUnknownUnitsOfAQuietSKUAreProbed(t *testing.T) {
 		t.Fatal("the SKU held at Mirakl's figure was not probed: it stays under-shown for good")
 	}
 	f.noteLedgerCurrent(readAt.Add(-2*time.Minute), readAt.Add(30*time.Second))
-	q, held, err := o.limitToShown(ctx, row, 197, 194, 197, 0, 0, readAt.Add(40*time.Second), false, &store.StockReason{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q, held := o.limitToShown(row, 197, 194, 197, 0, 0, 0, readAt.Add(40*time.Second), false, &store.StockReason{})
 	if q != 197 || held != 0 {
 		t.Fatalf("after the ledger caught up with an unchanged figure: %d (held %d), want 197 (held 0)", q, held)
 	}
 	// A selling SKU (flash margin 1) is never probed: the three unknown
 	// units come off its quantity.
-	q, _, err = o.limitToShown(ctx, row, 196, 194, 197, 1, 0, readAt.Add(50*time.Second), false, &store.StockReason{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q, _ = o.limitToShown(row, 196, 194, 197, 1, 0, 0, readAt.Add(50*time.Second), false, &store.StockReason{})
 	if q != 193 || len(o.probes) != 0 {
 		t.Fatalf("a selling SKU: %d with probes %v, want 193 and none", q, o.probes)
+	}
+}
+
+// Units Mirakl sold that the ledger has not seen yet are in neither the open
+// demand nor Peoplevox's Available: they come off a push that lowers
+// Mirakl's figure too. The long chaos run oversold JM-1030 by 10: 39 pushed,
+// 20 sales known since, Mirakl showing 11 (8 unknown), and the push lowered
+// it to 10 (39 − 20 demand − 9 margin) when 2 was all that was left after
+// the margin.
+func TestUnknownUnitsComeOffALoweringPush(t *testing.T) {
+	c, _ := clientWithFeed(t, 4444)
+	o := &stockOutput{client: c}
+	pushed, anchor, pushedAt := 39, 39, time.Now().Add(-time.Minute)
+	row := store.StockRow{SKU: "JM-1030", PushedQuantity: &pushed, PushedAt: &pushedAt, AnchorAvailable: &anchor}
+	var why store.StockReason
+	q, held := o.limitToShown(row, 10, 11, 39, 9, 20, 20, time.Now(), false, &why)
+	if q != 2 {
+		t.Fatalf("pushed %d, want 2 (10 less the 8 units sold on Mirakl that the ledger has not seen)", q)
+	}
+	if held != 9 {
+		t.Fatalf("held back %d, want the margin of 9", held)
+	}
+	if !strings.Contains(why.Note, "8 unit(s) sold on Mirakl that the ledger has not seen yet") {
+		t.Fatalf("the reason does not say so: %q", why.Note)
 	}
 }

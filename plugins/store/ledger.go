@@ -836,11 +836,40 @@ func (s *Store) OpenDemand(ctx context.Context, states []string, skus []string) 
 		return nil, err
 	}
 	out := map[string]int{}
+	if err := c.read(ctx, "computing open demand", func(tx *sql.Tx) error { return openDemand(ctx, tx, states, skus, out) }); err != nil {
+		return nil, c.fail("computing open demand", err)
+	}
+	return out, nil
+}
+
+// DemandAndSoldSincePush is OpenDemand and SoldSincePush read in one
+// snapshot of the ledger: an order recorded between two separate reads would
+// be sold since the push in one and not yet demand in the other, and the
+// stock push would count its units as free.
+func (s *Store) DemandAndSoldSincePush(ctx context.Context, states []string, skus []string) (demand, sold map[string]int, err error) {
+	c, err := s.db()
+	if err != nil {
+		return nil, nil, err
+	}
+	demand, sold = map[string]int{}, map[string]int{}
+	err = c.read(ctx, "computing open demand and the sales since each SKU's last push", func(tx *sql.Tx) error {
+		if err := openDemand(ctx, tx, states, skus, demand); err != nil {
+			return err
+		}
+		return soldSincePush(ctx, tx, skus, sold)
+	})
+	if err != nil {
+		return nil, nil, c.fail("computing open demand and the sales since each SKU's last push", err)
+	}
+	return demand, sold, nil
+}
+
+func openDemand(ctx context.Context, tx *sql.Tx, states []string, skus []string, out map[string]int) error {
 	for _, sku := range skus {
 		out[sku] = 0
 	}
 	if len(states) == 0 || (skus != nil && len(skus) == 0) {
-		return out, nil
+		return nil
 	}
 	base := `SELECT l.offer_sku, SUM(l.quantity) FROM order_lines l JOIN orders o ON o.order_id = l.order_id
 		WHERE o.mirakl_state IN (` + placeholders(len(states)) + `) AND o.sales_order_number = ''
@@ -857,41 +886,41 @@ func (s *Store) OpenDemand(ctx context.Context, states []string, skus []string) 
 	if skus != nil {
 		parts = chunk(skus, inChunk)
 	}
-	err = c.read(ctx, "computing open demand", func(tx *sql.Tx) error {
-		for _, part := range parts {
-			q := base
-			args := append([]any(nil), baseArgs...)
-			if part != nil {
-				q += ` AND l.offer_sku IN (` + placeholders(len(part)) + `)`
-				for _, sku := range part {
-					args = append(args, sku)
-				}
-			}
-			q += ` GROUP BY l.offer_sku`
-			rows, err := tx.QueryContext(ctx, q, args...)
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				var sku string
-				var n int
-				if err := rows.Scan(&sku, &n); err != nil {
-					_ = rows.Close()
-					return err
-				}
-				out[sku] = n
-			}
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			if err := rows.Close(); err != nil {
-				return err
+	for _, part := range parts {
+		q := base
+		args := append([]any(nil), baseArgs...)
+		if part != nil {
+			q += ` AND l.offer_sku IN (` + placeholders(len(part)) + `)`
+			for _, sku := range part {
+				args = append(args, sku)
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, c.fail("computing open demand", err)
+		q += ` GROUP BY l.offer_sku`
+		if err := sumBySKU(ctx, tx, q, args, out); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
+}
+
+// sumBySKU runs a query of (sku, number) rows into out.
+func sumBySKU(ctx context.Context, tx *sql.Tx, q string, args []any, out map[string]int) error {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var sku string
+		var n int
+		if err := rows.Scan(&sku, &n); err != nil {
+			_ = rows.Close()
+			return err
+		}
+		out[sku] = n
+	}
+	if err := rows.Err(); err != nil {
+		_ = rows.Close()
+		return err
+	}
+	return rows.Close()
 }

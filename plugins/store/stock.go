@@ -507,6 +507,32 @@ func (s *Store) RecentDemand(ctx context.Context, skus []string, since time.Time
 	return out, err
 }
 
+// soldSincePush sums, per SKU that mpvx has pushed, the units of order lines
+// (refused and cancelled lines excluded) of orders first seen at or after
+// that SKU's last push: the sales the ledger knows Mirakl took from the
+// figure it was sent. SKUs never pushed are absent.
+func soldSincePush(ctx context.Context, tx *sql.Tx, skus []string, out map[string]int) error {
+	for _, part := range chunk(skus, inChunk) {
+		// Placeholders in query order: the dead line states, then the SKUs.
+		args := make([]any, 0, len(part)+len(deadLineStates))
+		for _, st := range deadLineStates {
+			args = append(args, st)
+		}
+		for _, sku := range part {
+			args = append(args, sku)
+		}
+		q := `SELECT s.sku, COALESCE(SUM(CASE WHEN o.first_seen >= s.pushed_at
+				AND l.state NOT IN (` + placeholders(len(deadLineStates)) + `) AND (l.accepted IS NULL OR l.accepted <> 0) THEN l.quantity END), 0)
+			FROM stock s LEFT JOIN order_lines l ON l.offer_sku = s.sku LEFT JOIN orders o ON o.order_id = l.order_id
+			WHERE s.sku IN (` + placeholders(len(part)) + `) AND s.pushed_at IS NOT NULL AND s.pushed_quantity IS NOT NULL
+			GROUP BY s.sku`
+		if err := sumBySKU(ctx, tx, q, args, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Sales is what a SKU sold in a stretch of time: its units, and the most
 // units one order line took.
 type Sales struct {

@@ -1,6 +1,9 @@
 package store
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // A push is anchored before it is sent: the availability it was computed
 // from and the entitlement it leaves are recorded, the SKU stays pending
@@ -68,5 +71,42 @@ func TestStockImportKeepsItsReasons(t *testing.T) {
 	}
 	if want := "Peoplevox 10 − demand 1 − margin 1 = 8; Mirakl showed 9, 1 sold since the last push; sent 8, 0 held back"; r.String() != want {
 		t.Fatalf("reason reads %q, want %q", r.String(), want)
+	}
+}
+
+// The sales since each SKU's last push count the orders first seen at or
+// after it (refused lines out), read in the same snapshot as the open demand.
+func TestDemandAndSoldSincePush(t *testing.T) {
+	s, clk, _ := openFile(t)
+	ctx := t.Context()
+	rec := func(o LedgerOrder) {
+		if _, err := s.RecordMiraklOrder(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec(sampleOrder("BEFORE", "SHIPPING")) // A×2, B×1, before the push
+	ten, pushed := 10, 8
+	if err := s.RecordStockChanges(ctx, []StockChange{{SKU: "SKU-A", Available: &ten}}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	if err := s.SettleStock(ctx, &StockImport{ImportID: "imp", Status: "WAITING", Lines: map[string]int{"SKU-A": 8}},
+		[]StockSettlement{{SKU: "SKU-A", Version: 1, Available: &ten, Pushed: &pushed}}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	rec(sampleOrder("AFTER", "SHIPPING")) // A×2 after the push
+	refused := sampleOrder("REFUSED", "SHIPPING")
+	refused.Lines[0].State = "REFUSED"
+	rec(refused)
+	demand, sold, err := s.DemandAndSoldSincePush(ctx, []string{"SHIPPING"}, []string{"SKU-A", "SKU-B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if demand["SKU-A"] != 4 || demand["SKU-B"] != 3 {
+		t.Fatalf("demand = %v, want SKU-A 4, SKU-B 3", demand)
+	}
+	if len(sold) != 1 || sold["SKU-A"] != 2 {
+		t.Fatalf("sold since push = %v, want only SKU-A (B was never pushed) with the 2 units of AFTER", sold)
 	}
 }
