@@ -513,17 +513,27 @@ func (o *stockOutput) flush(ctx context.Context) error {
 			settled = append(settled, st)
 			continue
 		}
-		margin := FlashMargin(recent[r.SKU], o.window, o.lag)
+		m, known := live[r.SKU]
+		sold, pushed := soldSince[r.SKU]
+		if !pushed {
+			sold = -1
+		}
+		unknown := 0
+		if known {
+			unknown = unknownSales(r, m, sold, ledgerKnowsAll)
+		}
+		// Units Mirakl sold that the ledger has not seen are recent sales
+		// too: at the start of a burst the ledger lags behind it, and its
+		// count alone puts the margin below what sells before the push is
+		// live (the long chaos run oversold JM-1030 this way).
+		rate := recent[r.SKU]
+		rate.Units += unknown
+		margin := FlashMargin(rate, o.window, o.lag)
 		q := StockQuantity(*avail, demand[r.SKU]+margin, r.Rule)
 		why := store.StockReason{Available: *avail, Demand: demand[r.SKU], Margin: margin, Computed: q}
-		m, known := live[r.SKU]
 		if known {
-			sold, pushed := soldSince[r.SKU]
-			if !pushed {
-				sold = -1
-			}
 			var held int
-			q, held = o.limitToShown(r, q, m, *avail, margin, demand[r.SKU], sold, liveAt, ledgerKnowsAll, &why)
+			q, held = o.limitToShown(r, q, m, *avail, margin, demand[r.SKU], sold, unknown, liveAt, &why)
 			st.HeldBack = &held
 			why.Shown, why.HeldBack = &m, held
 		}
@@ -580,32 +590,41 @@ func (o *stockOutput) flush(ctx context.Context) error {
 	return nil
 }
 
+// unknownSales is the units Mirakl sold of a SKU since mpvx last pushed it
+// that the ledger has not seen yet: Mirakl shows m, fewer than the push less
+// the sales the ledger knows (sold; -1 when never pushed). The order feed
+// reads OR11 once an interval, so the newest orders are not in the ledger;
+// they are in neither the open demand nor Peoplevox's Available. Unless the
+// ledger holds every order placed before Mirakl's figure was read
+// (ledgerKnowsAll): then the push behind the figure never reached Mirakl.
+func unknownSales(r store.StockRow, m, sold int, ledgerKnowsAll bool) int {
+	if sold < 0 || r.PushedQuantity == nil || ledgerKnowsAll {
+		return 0
+	}
+	return max(0, *r.PushedQuantity-sold-m)
+}
+
 // limitToShown limits the quantity q computed for a SKU (Peoplevox's
 // Available less open demand and flash margin) by what Mirakl shows (m) and
 // what mpvx knows of the units in between, and returns it with the units
 // held back for later (the entitlement).
 //
 // sold is the units the ledger knows were sold since mpvx last pushed the
-// SKU (-1: never pushed). ledgerKnowsAll: the order ledger holds every order
-// placed before Mirakl's figure was read (liveAt). why records what limited
-// q.
-func (o *stockOutput) limitToShown(r store.StockRow, q, m, avail, margin, demand, sold int, liveAt time.Time, ledgerKnowsAll bool, why *store.StockReason) (int, int) {
+// SKU (-1: never pushed); unknown the units Mirakl sold that the ledger has
+// not seen (unknownSales). liveAt is when Mirakl's figure was read. why
+// records what limited q.
+func (o *stockOutput) limitToShown(r store.StockRow, q, m, avail, margin, demand, sold, unknown int, liveAt time.Time, why *store.StockReason) (int, int) {
 	want := q
-	if sold >= 0 && r.PushedQuantity != nil {
+	if sold >= 0 {
 		why.SoldSincePush = &sold
-		// Mirakl shows fewer than mpvx pushed less the sales the ledger
-		// knows: orders it has not seen yet took the rest (the order feed
-		// reads OR11 once an interval). They are in neither the open demand
-		// nor Peoplevox's Available, so q counts their units as free: a push
-		// of q, higher or lower than Mirakl's figure, would sell them twice
-		// (the long chaos run oversold JM-1030 by 10 with a push that lowered
-		// Mirakl to a figure still above what was left). Unless the ledger
-		// holds every order placed before Mirakl's figure was read: then the
-		// push behind the figure never reached Mirakl.
-		if unknown := *r.PushedQuantity - sold - m; unknown > 0 && !ledgerKnowsAll {
-			q = max(0, q-unknown)
-			why.Note = fmt.Sprintf("%d unit(s) sold on Mirakl that the ledger has not seen yet taken off", unknown)
-		}
+	}
+	// The unknown units are gone: q counts them as free, and a push of q,
+	// higher or lower than Mirakl's figure, would sell them twice (the long
+	// chaos run oversold JM-1030 by 10 with a push that lowered Mirakl to a
+	// figure still above what was left).
+	if unknown > 0 {
+		q = max(0, q-unknown)
+		why.Note = fmt.Sprintf("%d unit(s) sold on Mirakl that the ledger has not seen yet taken off", unknown)
 	}
 	before := q
 	q, held := capRaise(q, m, avail, margin, demand, sold, r, o.trustFirst)

@@ -95,7 +95,7 @@ func TestUnknownUnitsOfAQuietSKUAreProbed(t *testing.T) {
 
 	pushed, anchor, pushedAt := 197, 197, time.Now().Add(-time.Minute)
 	row := store.StockRow{SKU: "SKU-Q", FullSync: true, PushedQuantity: &pushed, PushedAt: &pushedAt, AnchorAvailable: &anchor, HeldBack: 4}
-	q, _ := o.limitToShown(row, 197, 194, 197, 0, 0, 0, readAt, false, &store.StockReason{})
+	q, _ := o.limitToShown(row, 197, 194, 197, 0, 0, 0, 3, readAt, &store.StockReason{})
 	if q != 194 {
 		t.Fatalf("before the ledger caught up: %d, want Mirakl's 194 (three units may be sales the ledger has not seen)", q)
 	}
@@ -103,13 +103,13 @@ func TestUnknownUnitsOfAQuietSKUAreProbed(t *testing.T) {
 		t.Fatal("the SKU held at Mirakl's figure was not probed: it stays under-shown for good")
 	}
 	f.noteLedgerCurrent(readAt.Add(-2*time.Minute), readAt.Add(30*time.Second))
-	q, held := o.limitToShown(row, 197, 194, 197, 0, 0, 0, readAt.Add(40*time.Second), false, &store.StockReason{})
+	q, held := o.limitToShown(row, 197, 194, 197, 0, 0, 0, 3, readAt.Add(40*time.Second), &store.StockReason{})
 	if q != 197 || held != 0 {
 		t.Fatalf("after the ledger caught up with an unchanged figure: %d (held %d), want 197 (held 0)", q, held)
 	}
 	// A selling SKU (flash margin 1) is never probed: the three unknown
 	// units come off its quantity.
-	q, _ = o.limitToShown(row, 196, 194, 197, 1, 0, 0, readAt.Add(50*time.Second), false, &store.StockReason{})
+	q, _ = o.limitToShown(row, 196, 194, 197, 1, 0, 0, 3, readAt.Add(50*time.Second), &store.StockReason{})
 	if q != 193 || len(o.probes) != 0 {
 		t.Fatalf("a selling SKU: %d with probes %v, want 193 and none", q, o.probes)
 	}
@@ -126,8 +126,14 @@ func TestUnknownUnitsComeOffALoweringPush(t *testing.T) {
 	o := &stockOutput{client: c}
 	pushed, anchor, pushedAt := 39, 39, time.Now().Add(-time.Minute)
 	row := store.StockRow{SKU: "JM-1030", PushedQuantity: &pushed, PushedAt: &pushedAt, AnchorAvailable: &anchor}
+	if got := unknownSales(row, 11, 20, false); got != 8 {
+		t.Fatalf("unknownSales = %d, want 8 (39 pushed − 20 known sales − 11 shown)", got)
+	}
+	if got := unknownSales(row, 11, 20, true); got != 0 {
+		t.Fatalf("unknownSales = %d with a ledger that holds every order placed before the reading, want 0", got)
+	}
 	var why store.StockReason
-	q, held := o.limitToShown(row, 10, 11, 39, 9, 20, 20, time.Now(), false, &why)
+	q, held := o.limitToShown(row, 10, 11, 39, 9, 20, 20, 8, time.Now(), &why)
 	if q != 2 {
 		t.Fatalf("pushed %d, want 2 (10 less the 8 units sold on Mirakl that the ledger has not seen)", q)
 	}
