@@ -360,6 +360,16 @@ func (o *stockOutput) flushLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			if errors.Is(err, errImportsInFlight) {
+				// followLoop pokes once an import finishes.
+				select {
+				case <-ctx.Done():
+					return
+				case <-o.wake:
+				case <-time.After(time.Second):
+				}
+				continue
+			}
 			if IsRateLimited(err) {
 				// The 429 paused the STO01 budget: the next push waits for
 				// Retry-After above, then computes the file again.
@@ -441,6 +451,12 @@ func (o *stockOutput) flush(ctx context.Context) error {
 	rows, err := o.st.PendingStock(ctx, 0)
 	if err != nil || len(rows) == 0 {
 		return err
+	}
+	if rows, err = o.notInFlight(ctx, rows); err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return errImportsInFlight
 	}
 	defer func() {
 		o.log.Debugf("Stock flush of %d SKU(s) took %s", len(rows), time.Since(started).Round(time.Millisecond))
@@ -644,6 +660,41 @@ func (o *stockOutput) limitToShown(r store.StockRow, q, m, avail, margin, demand
 		delete(o.probes, r.SKU)
 	}
 	return q, held
+}
+
+// errImportsInFlight: every pending SKU waits for Mirakl to apply its last
+// stock file.
+var errImportsInFlight = errors.New("every pending SKU waits for its last stock import to be applied")
+
+// inFlightPatience is how long a SKU waits for Mirakl to apply its last
+// stock file before it is pushed again anyway (an import Mirakl never
+// finishes must not hold the SKU for good).
+const inFlightPatience = 10 * time.Minute
+
+// notInFlight leaves out the SKUs whose last stock file Mirakl has not
+// finished applying: until it has, Mirakl's figure is the one before that
+// file, and the units between the two would read as sales the ledger has
+// not seen (a push computed then lowers the SKU, and the next raises it
+// again). They stay pending and go in the first file after the import
+// completes.
+func (o *stockOutput) notInFlight(ctx context.Context, rows []store.StockRow) ([]store.StockRow, error) {
+	open, err := o.st.OpenStockImports(ctx)
+	if err != nil || len(open) == 0 {
+		return rows, err
+	}
+	waiting := make(map[string]bool, len(open))
+	for _, imp := range open {
+		if time.Since(imp.CreatedAt) < inFlightPatience {
+			waiting[imp.ImportID] = true
+		}
+	}
+	out := rows[:0:0]
+	for _, r := range rows {
+		if r.PushedImport == "" || !waiting[r.PushedImport] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // capRaise limits a computed quantity q for a SKU Mirakl shows at m, and
@@ -879,9 +930,11 @@ func (o *stockOutput) followLoop(ctx context.Context) {
 				o.log.Warnf("Following stock import %s: %v; retrying", imp.ImportID, err)
 			}
 		}
-		wait := time.Second
-		if len(imps) == 0 {
-			wait = 2 * time.Second
+		// While imports are open, look again as often as the STO02 budget
+		// allows: SKUs of an open import wait for it (notInFlight).
+		wait := 2 * time.Second
+		if len(imps) > 0 {
+			wait = max(100*time.Millisecond, min(time.Second, o.client.Governor().Budget(OpSTO02).Every))
 		}
 		select {
 		case <-ctx.Done():
@@ -929,7 +982,11 @@ func (o *stockOutput) follow(ctx context.Context, imp store.StockImport) error {
 		o.poke()
 	}
 	o.imports.Incr(1, strings.ToLower(st.Status))
-	return o.st.FinishStockImport(ctx, imp.ImportID, st.Status, st.LinesInSuccess, st.LinesInError, requeue)
+	if err := o.st.FinishStockImport(ctx, imp.ImportID, st.Status, st.LinesInSuccess, st.LinesInError, requeue); err != nil {
+		return err
+	}
+	o.poke() // SKUs that waited for this import may go now
+	return nil
 }
 
 func (o *stockOutput) Close(ctx context.Context) error {

@@ -1,6 +1,8 @@
 package mirakl
 
 import (
+	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +144,54 @@ func TestUnknownUnitsComeOffALoweringPush(t *testing.T) {
 	}
 	if !strings.Contains(why.Note, "8 unit(s) sold on Mirakl that the ledger has not seen yet") {
 		t.Fatalf("the reason does not say so: %q", why.Note)
+	}
+}
+
+// A SKU whose last stock file Mirakl has not applied yet waits for it: until
+// then Mirakl's figure is the one before that file.
+func TestSKUsWaitForTheirImportInFlight(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Shared(ctx, filepath.Join(t.TempDir(), "mpvx.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	o := &stockOutput{st: st}
+	ten, eight := 10, 8
+	change := func() {
+		t.Helper()
+		if err := st.RecordStockChanges(ctx, []store.StockChange{{SKU: "SKU-A", Available: &ten}, {SKU: "SKU-B", Available: &ten}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	change()
+	if err := st.SettleStock(ctx, &store.StockImport{ImportID: "imp-1", Status: ImportWaiting, Lines: map[string]int{"SKU-A": 8}},
+		[]store.StockSettlement{{SKU: "SKU-A", Version: 1, Available: &ten, Pushed: &eight}, {SKU: "SKU-B", Version: 1, Available: &ten}}); err != nil {
+		t.Fatal(err)
+	}
+	change()
+	pending := func() []string {
+		t.Helper()
+		rows, err := st.PendingStock(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows, err = o.notInFlight(ctx, rows); err != nil {
+			t.Fatal(err)
+		}
+		var skus []string
+		for _, r := range rows {
+			skus = append(skus, r.SKU)
+		}
+		return skus
+	}
+	if got := pending(); len(got) != 1 || got[0] != "SKU-B" {
+		t.Fatalf("pushable while imp-1 is in flight: %v, want only SKU-B", got)
+	}
+	if err := st.FinishStockImport(ctx, "imp-1", ImportComplete, 1, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := pending(); len(got) != 2 {
+		t.Fatalf("pushable once imp-1 is applied: %v, want SKU-A and SKU-B", got)
 	}
 }
