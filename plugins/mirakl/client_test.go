@@ -356,6 +356,9 @@ func TestStockImportLifecycleAndErrorReport(t *testing.T) {
 	if st.Status != mirakl.ImportComplete || st.LinesInSuccess != 2 || st.LinesInError != 1 || !st.HasErrorReport {
 		t.Fatalf("STO02 = %+v, want COMPLETE with 2 ok, 1 error and a report", st)
 	}
+	if want := e.sb.Clock().Now().Truncate(time.Second); !st.ServedAt.Equal(want) && !st.ServedAt.Equal(want.Add(-time.Second)) {
+		t.Fatalf("STO02 served at %s (its Date header), want Mirakl's clock %s", st.ServedAt, want)
+	}
 	errs, err := e.client.StockImportErrors(ctx, id)
 	if err != nil {
 		t.Fatal(err)

@@ -41,6 +41,10 @@ type StockImportStatus struct {
 	LinesInSuccess int       `json:"lines_in_success"`
 	LinesInError   int       `json:"lines_in_error"`
 	HasErrorReport bool      `json:"has_error_report"`
+	// ServedAt is the answer's Date header (Mirakl's clock, to the second;
+	// zero when absent). For an import first seen done, Mirakl applied it
+	// no later than that.
+	ServedAt time.Time `json:"-"`
 }
 
 // Done reports whether the import finished (COMPLETE or FAILED).
@@ -132,8 +136,12 @@ func importPath(id, suffix string) string {
 // StockImportStatus reads STO02 for an import.
 func (c *Client) StockImportStatus(ctx context.Context, importID string) (*StockImportStatus, error) {
 	var out StockImportStatus
-	if err := c.getJSON(ctx, request{op: OpSTO02, path: importPath(importID, "/status"), subject: "stock import " + importID}, &out); err != nil {
+	resp, err := c.getJSONResp(ctx, request{op: OpSTO02, path: importPath(importID, "/status"), subject: "stock import " + importID}, &out)
+	if err != nil {
 		return nil, err
+	}
+	if d, err := http.ParseTime(resp.header.Get("Date")); err == nil {
+		out.ServedAt = d
 	}
 	return &out, nil
 }

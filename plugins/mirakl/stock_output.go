@@ -982,7 +982,13 @@ func (o *stockOutput) follow(ctx context.Context, imp store.StockImport) error {
 		o.poke()
 	}
 	o.imports.Incr(1, strings.ToLower(st.Status))
-	if err := o.st.FinishStockImport(ctx, imp.ImportID, st.Status, st.LinesInSuccess, st.LinesInError, requeue); err != nil {
+	// The Date header is to the second: Mirakl had applied the import
+	// before the end of that second.
+	var appliedBy time.Time
+	if !st.ServedAt.IsZero() {
+		appliedBy = st.ServedAt.Add(time.Second)
+	}
+	if err := o.st.FinishStockImport(ctx, imp.ImportID, st.Status, st.LinesInSuccess, st.LinesInError, appliedBy, requeue); err != nil {
 		return err
 	}
 	o.poke() // SKUs that waited for this import may go now

@@ -188,7 +188,7 @@ func TestSKUsWaitForTheirImportInFlight(t *testing.T) {
 	if got := pending(); len(got) != 1 || got[0] != "SKU-B" {
 		t.Fatalf("pushable while imp-1 is in flight: %v, want only SKU-B", got)
 	}
-	if err := st.FinishStockImport(ctx, "imp-1", ImportComplete, 1, 0, nil); err != nil {
+	if err := st.FinishStockImport(ctx, "imp-1", ImportComplete, 1, 0, time.Time{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := pending(); len(got) != 2 {

@@ -44,6 +44,11 @@ func init() {
 	migrations = append(migrations, migration{11, "stock imports: why each quantity", []string{
 		`ALTER TABLE stock_imports ADD COLUMN reasons TEXT NOT NULL DEFAULT '{}'`,
 	}})
+	migrations = append(migrations, migration{12, "stock imports: when Mirakl had applied them", []string{
+		// Mirakl's clock: the import was applied by then (its STO02 answer
+		// that first said it was done).
+		`ALTER TABLE stock_imports ADD COLUMN applied_by TEXT`,
+	}})
 }
 
 // StockRule is how much of Peoplevox's availability is held back from the
@@ -453,19 +458,21 @@ func (s *Store) stockImports(ctx context.Context, where string) ([]StockImport, 
 	return out, err
 }
 
-// FinishStockImport records Mirakl's verdict on an import. The SKUs in
-// requeue (a failed import, rejected lines worth retrying) become pending
-// again unless a newer change already is, and forget their pushed quantity
-// so the next flush sends them.
-func (s *Store) FinishStockImport(ctx context.Context, importID, status string, ok, failed int, requeue []string) error {
+// FinishStockImport records Mirakl's verdict on an import. appliedBy
+// (Mirakl's clock; zero when unknown) is a moment by which Mirakl had
+// applied it: orders placed after it are the sales Mirakl took from the
+// figures it set. The SKUs in requeue (a failed import, rejected lines worth
+// retrying) become pending again unless a newer change already is, and
+// forget their pushed quantity so the next flush sends them.
+func (s *Store) FinishStockImport(ctx context.Context, importID, status string, ok, failed int, appliedBy time.Time, requeue []string) error {
 	c, err := s.db()
 	if err != nil {
 		return err
 	}
 	return c.write(ctx, "finishing stock import "+importID, func(tx *sql.Tx) error {
 		now := c.nowUTC()
-		if _, err := tx.ExecContext(ctx, `UPDATE stock_imports SET status = ?, lines_ok = ?, lines_error = ?, finished_at = ? WHERE import_id = ?`,
-			status, ok, failed, ts(now), importID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE stock_imports SET status = ?, lines_ok = ?, lines_error = ?, finished_at = ?, applied_by = ? WHERE import_id = ?`,
+			status, ok, failed, ts(now), ts(appliedBy), importID); err != nil {
 			return c.fail("finishing stock import "+importID, err)
 		}
 		for _, sku := range requeue {
@@ -511,6 +518,14 @@ func (s *Store) RecentDemand(ctx context.Context, skus []string, since time.Time
 // (refused and cancelled lines excluded) of orders first seen at or after
 // that SKU's last push: the sales the ledger knows Mirakl took from the
 // figure it was sent. SKUs never pushed are absent.
+//
+// Mirakl's figure after a push is the pushed quantity less the orders placed
+// after Mirakl applied it: an order placed before (even one the ledger saw
+// only after the push) was overwritten by the file. So when the moment the
+// import was known applied is recorded, the orders counted are those Mirakl
+// created after it (a few placed between the application and that moment
+// are left out: Mirakl's figure then reads low, never high); otherwise those
+// first seen since the push.
 func soldSincePush(ctx context.Context, tx *sql.Tx, skus []string, out map[string]int) error {
 	for _, part := range chunk(skus, inChunk) {
 		// Placeholders in query order: the dead line states, then the SKUs.
@@ -521,9 +536,10 @@ func soldSincePush(ctx context.Context, tx *sql.Tx, skus []string, out map[strin
 		for _, sku := range part {
 			args = append(args, sku)
 		}
-		q := `SELECT s.sku, COALESCE(SUM(CASE WHEN o.first_seen >= s.pushed_at
+		q := `SELECT s.sku, COALESCE(SUM(CASE WHEN (CASE WHEN i.applied_by IS NOT NULL THEN o.created_at >= i.applied_by ELSE o.first_seen >= s.pushed_at END)
 				AND l.state NOT IN (` + placeholders(len(deadLineStates)) + `) AND (l.accepted IS NULL OR l.accepted <> 0) THEN l.quantity END), 0)
-			FROM stock s LEFT JOIN order_lines l ON l.offer_sku = s.sku LEFT JOIN orders o ON o.order_id = l.order_id
+			FROM stock s LEFT JOIN stock_imports i ON i.import_id = s.pushed_import
+			LEFT JOIN order_lines l ON l.offer_sku = s.sku LEFT JOIN orders o ON o.order_id = l.order_id
 			WHERE s.sku IN (` + placeholders(len(part)) + `) AND s.pushed_at IS NOT NULL AND s.pushed_quantity IS NOT NULL
 			GROUP BY s.sku`
 		if err := sumBySKU(ctx, tx, q, args, out); err != nil {

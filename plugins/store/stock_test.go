@@ -109,4 +109,20 @@ func TestDemandAndSoldSincePush(t *testing.T) {
 	if len(sold) != 1 || sold["SKU-A"] != 2 {
 		t.Fatalf("sold since push = %v, want only SKU-A (B was never pushed) with the 2 units of AFTER", sold)
 	}
+	// Mirakl applied the file by t0+30m: AFTER, placed at t0, was
+	// overwritten by it (first seen after the push, yet not a sale Mirakl
+	// took from the pushed figure); LATE, placed after, is one.
+	if err := s.FinishStockImport(ctx, "imp", "COMPLETE", 1, 0, t0.Add(30*time.Minute), nil); err != nil {
+		t.Fatal(err)
+	}
+	late := sampleOrder("LATE", "SHIPPING")
+	late.CreatedAt = t0.Add(time.Hour)
+	late.Lines[0].Quantity = 5
+	rec(late)
+	if _, sold, err = s.DemandAndSoldSincePush(ctx, []string{"SHIPPING"}, []string{"SKU-A"}); err != nil {
+		t.Fatal(err)
+	}
+	if sold["SKU-A"] != 5 {
+		t.Fatalf("sold since the import was applied = %v, want SKU-A 5 (LATE only)", sold)
+	}
 }
