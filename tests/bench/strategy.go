@@ -177,6 +177,35 @@ func newBaseline(e *Env, gov *mirakl.Governor) (*baseline, error) {
 	return &baseline{sb: sb, orders: mc, pvx: pc, logf: e.Logf, imported: map[string]bool{}}, nil
 }
 
+// importStockAsUsual sends a stock file the way integrations commonly do:
+// the same file again after a 429's Retry-After or a 5xx's back-off, up to
+// five tries (mpvx's client never re-sends a stock file: it computes it
+// again).
+func importStockAsUsual(ctx context.Context, c *mirakl.Client, lines []mirakl.StockLine) error {
+	var err error
+	for try := 1; try <= 5; try++ {
+		if _, err = c.ImportStock(ctx, lines); err == nil {
+			return nil
+		}
+		wait := time.Duration(1<<(try-1)) * 500 * time.Millisecond
+		var rl *mirakl.RateLimitError
+		var unknown *mirakl.UnknownOutcomeError
+		switch {
+		case errors.As(err, &rl):
+			wait = rl.RetryAfter
+		case errors.As(err, &unknown):
+		default:
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	return err
+}
+
 func (b *baseline) fail(what string, err error) {
 	b.mu.Lock()
 	b.errs++
@@ -354,7 +383,7 @@ func (Scheduled) Start(ctx context.Context, e *Env) (Running, error) {
 		if len(lines) == 0 {
 			return
 		}
-		if _, err := b.orders.ImportStock(ctx, lines); err != nil && ctx.Err() == nil {
+		if err := importStockAsUsual(ctx, b.orders, lines); err != nil && ctx.Err() == nil {
 			b.fail("STO01", err)
 		}
 	})
@@ -457,7 +486,7 @@ func (NaiveEvents) Start(ctx context.Context, e *Env) (Running, error) {
 					}
 					continue
 				}
-				if _, err := stock.ImportStock(ctx, []mirakl.StockLine{{OfferSKU: ev.sku, Quantity: max(ev.avail, 0)}}); err != nil && ctx.Err() == nil {
+				if err := importStockAsUsual(ctx, stock, []mirakl.StockLine{{OfferSKU: ev.sku, Quantity: max(ev.avail, 0)}}); err != nil && ctx.Err() == nil {
 					b.fail("STO01 "+ev.sku, err)
 				}
 				select {
