@@ -339,11 +339,8 @@ func (o *stockOutput) flushLoop(ctx context.Context) {
 			o.pending.Set(int64(n))
 		}
 		if err != nil || n == 0 {
-			select {
-			case <-ctx.Done():
+			if !o.idle(ctx) {
 				return
-			case <-o.wake:
-			case <-time.After(time.Second):
 			}
 			continue
 		}
@@ -362,11 +359,8 @@ func (o *stockOutput) flushLoop(ctx context.Context) {
 			}
 			if errors.Is(err, errImportsInFlight) {
 				// followLoop pokes once an import finishes.
-				select {
-				case <-ctx.Done():
+				if !o.idle(ctx) {
 					return
-				case <-o.wake:
-				case <-time.After(time.Second):
 				}
 				continue
 			}
@@ -387,6 +381,18 @@ func (o *stockOutput) flushLoop(ctx context.Context) {
 		}
 		backoff = time.Second
 	}
+}
+
+// idle waits until a change or a finished import pokes the runner, or a
+// second has passed; false when ctx ended.
+func (o *stockOutput) idle(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-o.wake:
+	case <-time.After(time.Second):
+	}
+	return true
 }
 
 // orderFeedGrace is how long the push runner waits at start for an order
