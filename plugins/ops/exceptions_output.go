@@ -178,6 +178,26 @@ func (o *exceptionsOutput) exceptionFromMessage(batch service.MessageBatch, i in
 	return e, nil
 }
 
+// nameTheOrder fills in the Mirakl order of an exception raised about a
+// Sales Order before its order was known (the despatch flow reads the
+// Peoplevox report first): the exception then names the order on the
+// dashboard, and is resolved once the order reaches its milestone (a
+// ship_failed once a later read ships it) instead of waiting for someone.
+func (o *exceptionsOutput) nameTheOrder(ctx context.Context, e *store.Exception) error {
+	number := e.Metadata["pvx_sales_order_number"]
+	if e.OrderID != "" || number == "" {
+		return nil
+	}
+	ord, ok, err := o.st.OrderBySalesOrder(ctx, number)
+	if err != nil {
+		return fmt.Errorf("finding the order of Sales Order %s for a %s exception: %w", number, e.Type, err)
+	}
+	if ok {
+		e.OrderID = ord.OrderID
+	}
+	return nil
+}
+
 func (o *exceptionsOutput) WriteBatch(ctx context.Context, batch service.MessageBatch) error {
 	if o.st == nil {
 		return service.ErrNotConnected
@@ -185,6 +205,9 @@ func (o *exceptionsOutput) WriteBatch(ctx context.Context, batch service.Message
 	for i := range batch {
 		e, err := o.exceptionFromMessage(batch, i)
 		if err != nil {
+			return err
+		}
+		if err := o.nameTheOrder(ctx, &e); err != nil {
 			return err
 		}
 		kind := Lookup(e.Type)

@@ -640,9 +640,12 @@ type lineChunk struct {
 }
 
 // unsent returns err when some rows never reached Peoplevox (a call of a
-// multi-call SaveRows failed in transport): the whole write is then retried,
-// reading before writing, rather than those orders failing as if Peoplevox
-// had refused them. Rows Peoplevox did answer for are judged per row.
+// multi-call SaveRows failed in transport), or Peoplevox answered for them
+// with a failure that may go away by itself (a session rejected even after
+// re-authenticating, during a storm of expiries): the whole write is then
+// retried, reading before writing, rather than those orders failing as if
+// Peoplevox had refused their data. Rows Peoplevox did judge are judged
+// per row.
 func unsent(res []RowResult, err error) error {
 	if err == nil {
 		return nil
@@ -653,6 +656,9 @@ func unsent(res []RowResult, err error) error {
 	for _, r := range res {
 		if !r.Sent {
 			return err
+		}
+		if r.Err != nil && transient(r.Err) {
+			return r.Err
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/mpvx/mpvx/plugins/peoplevox/sandbox"
+	"github.com/mpvx/mpvx/plugins/sandboxkit"
 	"github.com/mpvx/mpvx/plugins/store"
 )
 
@@ -30,32 +31,8 @@ func TestSalesOrdersConcurrentBatchesWriteEachOrderOnce(t *testing.T) {
 	env.sb.SeedItems(sandbox.ItemSeed{ItemCode: "JM-TOP-12", Name: "Top", Barcode: "1", OnHand: 500})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dsn := t.TempDir() + "/so.db"
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	const n = 40
-	for i := range n {
-		id := fmt.Sprintf("JM-%04d-A", i)
-		if _, err := st.RecordMiraklOrder(ctx, store.LedgerOrder{OrderID: id, MiraklState: "SHIPPING", CreatedAt: time.Now(), MiraklUpdatedAt: time.Now(),
-			Lines: []store.LedgerLine{{OrderLineID: id + "-1", OfferSKU: "JM-TOP-12", Quantity: 1, State: "SHIPPING"}}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conf, err := salesOrdersOutputSpec().ParseYAML(fmt.Sprintf("base_url: %s\nclient_id: sandbox\nusername: sandbox\npassword: sandbox\nstore: %s\n", env.url, dsn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := newSalesOrdersOutputFromParsed(conf, service.MockResources())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close(ctx)
+	out, st := salesOrdersOutputFor(ctx, t, env, n)
 
 	// Four batches at once: 0–29, 10–39, 0–19 and 20–39 (every order in two).
 	spans := [][2]int{{0, 30}, {10, n}, {0, 20}, {20, n}}
@@ -92,6 +69,59 @@ func TestSalesOrdersConcurrentBatchesWriteEachOrderOnce(t *testing.T) {
 		if o.SalesOrderNumber != id {
 			t.Errorf("ledger: order %s imported as %q", id, o.SalesOrderNumber)
 		}
+	}
+}
+
+// salesOrdersOutputFor is a connected peoplevox_sales_orders output on the
+// sandbox, its store holding SHIPPING orders JM-0000-A … of one JM-TOP-12.
+func salesOrdersOutputFor(ctx context.Context, t *testing.T, env *evSandbox, orders int) (*salesOrdersOutput, *store.Store) {
+	t.Helper()
+	dsn := t.TempDir() + "/so.db"
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	for i := range orders {
+		id := fmt.Sprintf("JM-%04d-A", i)
+		if _, err := st.RecordMiraklOrder(ctx, store.LedgerOrder{OrderID: id, MiraklState: "SHIPPING", CreatedAt: time.Now(), MiraklUpdatedAt: time.Now(),
+			Lines: []store.LedgerLine{{OrderLineID: id + "-1", OfferSKU: "JM-TOP-12", Quantity: 1, State: "SHIPPING"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf, err := salesOrdersOutputSpec().ParseYAML(fmt.Sprintf("base_url: %s\nclient_id: sandbox\nusername: sandbox\npassword: sandbox\nstore: %s\n", env.url, dsn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := newSalesOrdersOutputFromParsed(conf, service.MockResources())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = out.Close(context.Background()) })
+	return out, st
+}
+
+// A storm of session expiries (the session rejected again right after the
+// client re-authenticated) is not Peoplevox refusing the orders: the write is
+// retried, and the orders are imported once the storm passes, with no
+// import_failed (the long chaos run left 27 orders unimported this way).
+func TestSalesOrdersSurviveASessionExpiryStorm(t *testing.T) {
+	env := newEvSandbox(t)
+	env.sb.SeedItems(sandbox.ItemSeed{ItemCode: "JM-TOP-12", Name: "Top", Barcode: "1", OnHand: 500})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, _ := salesOrdersOutputFor(ctx, t, env, 2)
+	if err := env.sb.Faults().Add(sandboxkit.FaultRule{Op: "SaveData", Kind: sandboxkit.FaultSessionExpiry, Rate: 1, Times: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.WriteBatch(ctx, service.MessageBatch{salesOrderMsg("JM-0000-A"), salesOrderMsg("JM-0001-A")}); err != nil {
+		t.Fatalf("the batch failed (the orders would be raised as import_failed): %v", err)
+	}
+	if got := len(env.sb.Truth().SalesOrders); got != 2 {
+		t.Fatalf("%d Sales Orders in Peoplevox after the storm, want 2", got)
 	}
 }
 
