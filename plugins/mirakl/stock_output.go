@@ -81,7 +81,7 @@ and the push repairs it.`).
 			service.NewObjectField(soFieldGuard,
 				service.NewDurationField(soFieldWindow).Default("10m").Description("How far back sales are counted to measure how fast a SKU sells; 0 disables the guard."),
 				service.NewDurationField(soFieldLag).Default("3m").Description("How long a pushed quantity takes to be live in Mirakl after it is computed: the OR11 poll interval + the STO01 window + Mirakl's import processing."),
-			).Description("Flash-sale guard: holds back what a fast-selling SKU is expected to sell before the push is live, plus its largest recent order line (see `FlashMargin`)."),
+			).Description("Flash-sale guard: holds back what a fast-selling SKU is expected to sell before the push is live, plus its largest recent order (see `FlashMargin`)."),
 			service.NewObjectField(soFieldGather,
 				service.NewDurationField(soFieldQuiet).Default("500ms").Description("A burst is over when no change arrived for this long."),
 				service.NewDurationField(soFieldMax).Default("20s").Description("The longest a push waits for a burst to end; 0 pushes at once."),

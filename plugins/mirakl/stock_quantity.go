@@ -53,19 +53,20 @@ var OpenDemandStates = []string{StateWaitingAcceptance, StateWaitingDebit, State
 // flash sale that is exactly when stock runs out, so the connector holds
 // back what the SKU is expected to sell in that lag, and one order more:
 //
-//	margin = ⌈ units sold in the last window × lag / window ⌉ + largest line
+//	margin = ⌈ units sold in the last window × lag / window ⌉ + largest order
 //
 // Sales come in orders, not units: at a slow rate the expected units round
 // to one, while a single order of three in the lag oversells by two (the long
 // chaos run did: one order of three landed a second before the import that
-// overwrote it, on a SKU whose expected sales covered only an order the
-// ledger had not seen yet). The largest line sold in the window is that
-// order. A SKU that is not selling has a margin of 0; once a burst is over,
-// the next push (an event or the full sync) restores the full quantity.
+// overwrote it). The largest order is the most units of the SKU one order
+// took in the window, over all its lines (one order of 2 + 2 + 3 units took
+// seven in another run). A SKU that is not selling has a margin of 0; once a
+// burst is over, the next push (an event or the full sync) restores the full
+// quantity.
 func FlashMargin(recent store.Sales, window, lag time.Duration) int {
 	if recent.Units <= 0 || window <= 0 || lag <= 0 {
 		return 0
 	}
 	m := decimal.NewFromInt(int64(recent.Units)).Mul(decimal.NewFromInt(int64(lag))).Div(decimal.NewFromInt(int64(window))).Ceil()
-	return int(m.IntPart()) + max(0, recent.LargestLine)
+	return int(m.IntPart()) + max(0, recent.LargestOrder)
 }

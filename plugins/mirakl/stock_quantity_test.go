@@ -43,11 +43,12 @@ func TestFlashMargin(t *testing.T) {
 		{8, 3, 10 * time.Minute, 3 * time.Minute, 6},   // ⌈2.4⌉ + an order of three (the long chaos run oversold JM-1009 by 3 with 3)
 		{40, 2, 10 * time.Minute, 3 * time.Minute, 14}, // 4 a minute for 3 minutes, and an order of two
 		{41, 1, 10 * time.Minute, 3 * time.Minute, 14},
-		{40, 2, 0, 3 * time.Minute, 0}, // disabled
+		{10, 7, 10 * time.Minute, 3 * time.Minute, 10}, // an order of 2 + 2 + 3 units of the SKU (the long chaos run oversold JM-1023 by 3 with 6)
+		{40, 2, 0, 3 * time.Minute, 0},                 // disabled
 	}
 	for _, c := range cases {
-		if got := FlashMargin(store.Sales{Units: c.units, LargestLine: c.largest}, c.window, c.lag); got != c.want {
-			t.Errorf("FlashMargin(%d units, largest line %d, %s, %s) = %d, want %d", c.units, c.largest, c.window, c.lag, got, c.want)
+		if got := FlashMargin(store.Sales{Units: c.units, LargestOrder: c.largest}, c.window, c.lag); got != c.want {
+			t.Errorf("FlashMargin(%d units, largest order %d, %s, %s) = %d, want %d", c.units, c.largest, c.window, c.lag, got, c.want)
 		}
 	}
 }

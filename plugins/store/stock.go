@@ -550,13 +550,13 @@ func soldSincePush(ctx context.Context, tx *sql.Tx, skus []string, out map[strin
 }
 
 // Sales is what a SKU sold in a stretch of time: its units, and the most
-// units one order line took.
+// units of it one order took (over all the order's lines of the SKU).
 type Sales struct {
-	Units       int
-	LargestLine int
+	Units        int
+	LargestOrder int
 }
 
-// RecentSales is RecentDemand with the largest line of each SKU too.
+// RecentSales is RecentDemand with the largest order of each SKU too.
 func (s *Store) RecentSales(ctx context.Context, skus []string, since time.Time) (map[string]Sales, error) {
 	c, err := s.db()
 	if err != nil {
@@ -578,17 +578,18 @@ func (s *Store) RecentSales(ctx context.Context, skus []string, since time.Time)
 			// CROSS JOIN keeps orders as the outer loop: the recent orders
 			// (orders_by_first_seen), then their lines, instead of every
 			// line ever sold of each SKU.
-			rows, err := tx.QueryContext(ctx, `SELECT l.offer_sku, SUM(l.quantity), MAX(l.quantity) FROM orders o CROSS JOIN order_lines l ON o.order_id = l.order_id
+			rows, err := tx.QueryContext(ctx, `SELECT sku, SUM(units), MAX(units) FROM (
+				SELECT l.offer_sku AS sku, o.order_id, SUM(l.quantity) AS units FROM orders o CROSS JOIN order_lines l ON o.order_id = l.order_id
 				WHERE o.first_seen >= ? AND l.state NOT IN (`+placeholders(len(deadLineStates))+`)
 				AND (l.accepted IS NULL OR l.accepted <> 0)
-				AND l.offer_sku IN (`+placeholders(len(part))+`) GROUP BY l.offer_sku`, args...)
+				AND l.offer_sku IN (`+placeholders(len(part))+`) GROUP BY l.offer_sku, o.order_id) GROUP BY sku`, args...)
 			if err != nil {
 				return c.fail("computing recent demand", err)
 			}
 			for rows.Next() {
 				var sku string
 				var v Sales
-				if err := rows.Scan(&sku, &v.Units, &v.LargestLine); err != nil {
+				if err := rows.Scan(&sku, &v.Units, &v.LargestOrder); err != nil {
 					_ = rows.Close()
 					return c.fail("computing recent demand", err)
 				}

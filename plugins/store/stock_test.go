@@ -126,3 +126,24 @@ func TestDemandAndSoldSincePush(t *testing.T) {
 		t.Fatalf("sold since the import was applied = %v, want SKU-A 5 (LATE only)", sold)
 	}
 }
+
+// The largest order of a SKU counts every line of it in the order.
+func TestRecentSalesLargestOrder(t *testing.T) {
+	s, _, _ := openFile(t)
+	ctx := t.Context()
+	one := sampleOrder("ONE", "SHIPPING") // SKU-A ×2
+	two := sampleOrder("TWO", "SHIPPING")
+	two.Lines[1].OfferSKU, two.Lines[1].Quantity = "SKU-A", 3 // SKU-A ×2 and ×3
+	for _, o := range []LedgerOrder{one, two} {
+		if _, err := s.RecordMiraklOrder(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.RecentSales(ctx, []string{"SKU-A"}, time.Time{}.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := got["SKU-A"]; a.Units != 7 || a.LargestOrder != 5 {
+		t.Fatalf("RecentSales(SKU-A) = %+v, want 7 units, largest order 5", a)
+	}
+}
