@@ -548,8 +548,14 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		// too: at the start of a burst the ledger lags behind it, and its
 		// count alone puts the margin below what sells before the push is
 		// live (the long chaos run oversold JM-1030 this way).
+		// Only while the push they were sold from is recent: after a whole
+		// window they are old sales (or a figure read a little low, see
+		// soldSincePush), and a margin kept up by them would hold the SKU
+		// below Peoplevox for good (CI's short chaos run did).
 		rate := recent[r.SKU]
-		rate.Units += unknown
+		if r.PushedAt != nil && now.Sub(*r.PushedAt) < o.window {
+			rate.Units += unknown
+		}
 		margin := FlashMargin(rate, o.window, o.lag)
 		q := StockQuantity(*avail, demand[r.SKU]+margin, r.Rule)
 		why := store.StockReason{Available: *avail, Demand: demand[r.SKU], Margin: margin, Computed: q}
