@@ -842,8 +842,9 @@ func (s *Store) OpenDemand(ctx context.Context, states []string, skus []string) 
 	return out, nil
 }
 
-// DemandAndSoldSincePush is OpenDemand and SoldSincePush read in one
-// snapshot of the ledger: an order recorded between two separate reads would
+// DemandAndSoldSincePush is OpenDemand and, per SKU mpvx has pushed, the
+// units sold since its last push (soldSincePush), read in one snapshot of
+// the ledger: an order recorded between two separate reads would
 // be sold since the push in one and not yet demand in the other, and the
 // stock push would count its units as free.
 func (s *Store) DemandAndSoldSincePush(ctx context.Context, states []string, skus []string) (demand, sold map[string]int, err error) {

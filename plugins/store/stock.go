@@ -502,18 +502,6 @@ func (s *Store) ForgetPushedStock(ctx context.Context, importID string, skus []s
 	})
 }
 
-// RecentDemand sums, per SKU, the units of order lines (refused and
-// cancelled lines excluded) of orders the connector first saw at or after
-// since: how fast each SKU is selling right now.
-func (s *Store) RecentDemand(ctx context.Context, skus []string, since time.Time) (map[string]int, error) {
-	sales, err := s.RecentSales(ctx, skus, since)
-	out := make(map[string]int, len(sales))
-	for sku, v := range sales {
-		out[sku] = v.Units
-	}
-	return out, err
-}
-
 // soldSincePush sums, per SKU that mpvx has pushed, the units of order lines
 // (refused and cancelled lines excluded) of orders first seen at or after
 // that SKU's last push: the sales the ledger knows Mirakl took from the
@@ -556,7 +544,9 @@ type Sales struct {
 	LargestOrder int
 }
 
-// RecentSales is RecentDemand with the largest order of each SKU too.
+// RecentSales sums, per SKU, the units of order lines (refused and
+// cancelled lines excluded) of orders the connector first saw at or after
+// since, how fast each SKU is selling right now, and the largest order.
 func (s *Store) RecentSales(ctx context.Context, skus []string, since time.Time) (map[string]Sales, error) {
 	c, err := s.db()
 	if err != nil {
