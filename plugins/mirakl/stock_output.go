@@ -514,6 +514,7 @@ func (o *stockOutput) flush(ctx context.Context) error {
 	sent := map[string]int{}
 	reasons := map[string]store.StockReason{}
 	settled := make([]store.StockSettlement, 0, len(rows))
+	var before []store.StockRow  // the SKUs pushed, as they were before it
 	var fullChecked, drifted int // full-sync SKUs in this push, and those Mirakl showed wrong
 	now := time.Now()
 	for _, r := range rows {
@@ -580,6 +581,7 @@ func (o *stockOutput) flush(ctx context.Context) error {
 			reasons[r.SKU] = why
 			qq := q
 			st.Pushed = &qq
+			before = append(before, r)
 			o.staleness.Timing(int64(now.Sub(r.ChangedAt)))
 		}
 		settled = append(settled, st)
@@ -596,6 +598,8 @@ func (o *stockOutput) flush(ctx context.Context) error {
 	// answer never came back (the process killed after STO01, a lost
 	// answer); recomputing from the old anchor would raise the SKU by the
 	// same units again on top of the figure that file set: oversold.
+	// The quantity about to be sent is recorded too: if Mirakl applies it
+	// unbeknown to mpvx, the units sold from it are read as sales.
 	var ahead []store.StockSettlement
 	for _, st := range settled {
 		if st.Pushed != nil {
@@ -607,6 +611,11 @@ func (o *stockOutput) flush(ctx context.Context) error {
 	}
 	id, err := o.client.ImportStock(ctx, lines)
 	if err != nil {
+		if refused(err) {
+			if rerr := o.st.RestoreStockAnchors(context.WithoutCancel(ctx), before); rerr != nil {
+				o.log.Errorf("Mirakl refused the stock file, and putting back the anchors of its %d SKU(s) failed (they stay under-shown until the full sync re-anchors them): %v", len(before), rerr)
+			}
+		}
 		return err
 	}
 	o.pushedSKUs.Incr(int64(len(lines)))
@@ -616,6 +625,19 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		return fmt.Errorf("stock import %s was sent but recording it failed (the SKUs stay pending and will be sent again): %w", id, err)
 	}
 	return nil
+}
+
+// refused tells whether Mirakl answered a stock file and did not take it
+// (rate limited, or the request rejected): nothing in it was applied.
+// Anything else (no answer, a 5xx, an answer that could not be read) may
+// have been applied.
+func refused(err error) bool {
+	var rl *RateLimitError
+	if errors.As(err, &rl) {
+		return true
+	}
+	var api *APIError
+	return errors.As(err, &api) && api.StatusCode >= 400 && api.StatusCode < 500
 }
 
 // unknownSales is the units Mirakl sold of a SKU since mpvx last pushed it

@@ -382,13 +382,19 @@ func (s *Store) SettleStock(ctx context.Context, imp *StockImport, settled []Sto
 }
 
 // AnchorStock records, before a push is sent, the availability each SKU was
-// computed from and the entitlement left after it, and nothing else: the SKUs
-// stay pending until SettleStock. A push whose outcome is lost (the process
-// dies after STO01, or the answer never comes) may still be applied by
-// Mirakl, so the next computation must not spend the same units (stock
-// received, units held back) a second time on a figure that already
-// includes them. At worst a push that never happened leaves the SKU
-// under-shown until the full sync re-anchors it; never oversold.
+// computed from, the entitlement left after it and the quantity about to be
+// sent (with no import id: none is known yet); the SKUs stay pending until
+// SettleStock. A push whose outcome is lost (the process dies after STO01,
+// or the answer never comes) may still be applied by Mirakl, so the next
+// computation must not spend the same units (stock received, units held
+// back) a second time on a figure that already includes them, and must
+// read the units Mirakl sold from that figure as sales (the long chaos run
+// oversold JM-1015 by 4: killed after a restock's STO01, mpvx knew only
+// the push before it, and took Mirakl's figure, 8 units below the lost
+// push, for units it could raise). At worst a push that never happened
+// leaves the SKU under-shown until the full sync re-anchors it; never
+// oversold. RestoreStockAnchors undoes it when Mirakl is known to have
+// refused the file.
 func (s *Store) AnchorStock(ctx context.Context, ahead []StockSettlement) error {
 	if len(ahead) == 0 {
 		return nil
@@ -398,6 +404,7 @@ func (s *Store) AnchorStock(ctx context.Context, ahead []StockSettlement) error 
 		return err
 	}
 	return c.write(ctx, "anchoring a stock push before sending it", func(tx *sql.Tx) error {
+		now := c.nowUTC()
 		for _, st := range ahead {
 			if st.Available != nil {
 				if _, err := tx.ExecContext(ctx, `UPDATE stock SET anchor_available = ? WHERE sku = ?`, *st.Available, st.SKU); err != nil {
@@ -408,6 +415,45 @@ func (s *Store) AnchorStock(ctx context.Context, ahead []StockSettlement) error 
 				if _, err := tx.ExecContext(ctx, `UPDATE stock SET held_back = ? WHERE sku = ?`, *st.HeldBack, st.SKU); err != nil {
 					return c.fail("recording the entitlement of "+st.SKU, err)
 				}
+			}
+			if st.Pushed != nil {
+				if _, err := tx.ExecContext(ctx, `UPDATE stock SET pushed_quantity = ?, pushed_at = ?, pushed_import = '' WHERE sku = ?`,
+					*st.Pushed, ts(now), st.SKU); err != nil {
+					return c.fail("recording the push about to be sent of "+st.SKU, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// RestoreStockAnchors puts back what AnchorStock overwrote (the anchor, the
+// entitlement and the last push), from the rows read before the push was
+// computed: Mirakl answered and did not take the file (a 429, a rejected
+// request), so nothing it would have spent was spent.
+func (s *Store) RestoreStockAnchors(ctx context.Context, before []StockRow) error {
+	if len(before) == 0 {
+		return nil
+	}
+	c, err := s.db()
+	if err != nil {
+		return err
+	}
+	return c.write(ctx, "restoring the stock anchors of a push Mirakl refused", func(tx *sql.Tx) error {
+		for _, r := range before {
+			var anchor, pushed, pushedAt any
+			if r.AnchorAvailable != nil {
+				anchor = *r.AnchorAvailable
+			}
+			if r.PushedQuantity != nil {
+				pushed = *r.PushedQuantity
+			}
+			if r.PushedAt != nil {
+				pushedAt = ts(*r.PushedAt)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE stock SET anchor_available = ?, held_back = ?, pushed_quantity = ?, pushed_at = ?, pushed_import = ? WHERE sku = ?`,
+				anchor, r.HeldBack, pushed, pushedAt, r.PushedImport, r.SKU); err != nil {
+				return c.fail("restoring the stock anchor of "+r.SKU, err)
 			}
 		}
 		return nil

@@ -6,8 +6,9 @@ import (
 )
 
 // A push is anchored before it is sent: the availability it was computed
-// from and the entitlement it leaves are recorded, the SKU stays pending
-// (the push is not known to have happened) and nothing else changes.
+// from, the entitlement it leaves and the quantity sent (with no import id)
+// are recorded, and the SKU stays pending (the push is not known to have
+// happened). RestoreStockAnchors puts everything back.
 func TestAnchorStockBeforeSending(t *testing.T) {
 	s, _, _ := openFile(t)
 	ctx := t.Context()
@@ -22,10 +23,15 @@ func TestAnchorStockBeforeSending(t *testing.T) {
 	if err := s.RecordStockChanges(ctx, []StockChange{{SKU: "JM-1", Available: &fifteen}}); err != nil {
 		t.Fatal(err)
 	}
+	rows, err := s.Stock(ctx, []string{"JM-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := rows["JM-1"]
 	if err := s.AnchorStock(ctx, []StockSettlement{{SKU: "JM-1", Version: 2, Available: &fifteen, Pushed: &fifteen, HeldBack: &two}}); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := s.Stock(ctx, []string{"JM-1"})
+	rows, err = s.Stock(ctx, []string{"JM-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,8 +39,22 @@ func TestAnchorStockBeforeSending(t *testing.T) {
 	if r.AnchorAvailable == nil || *r.AnchorAvailable != 15 || r.HeldBack != 2 {
 		t.Fatalf("anchor %v held back %d, want 15 and 2: the next computation would spend the same units again", deref(r.AnchorAvailable), r.HeldBack)
 	}
-	if !r.Pending || r.Version != 2 || r.PushedQuantity != nil || r.PushedImport != "" {
+	if r.PushedQuantity == nil || *r.PushedQuantity != 15 || r.PushedAt == nil || r.PushedImport != "" {
+		t.Fatalf("pushed %v at %v by %q, want 15 by no known import: Mirakl may apply it", deref(r.PushedQuantity), r.PushedAt, r.PushedImport)
+	}
+	if !r.Pending || r.Version != 2 {
 		t.Fatalf("the push is not known to have happened, yet the row is %+v", r)
+	}
+	if err := s.RestoreStockAnchors(ctx, []StockRow{before}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err = s.Stock(ctx, []string{"JM-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = rows["JM-1"]
+	if deref(r.AnchorAvailable) != 10 || r.HeldBack != 0 || r.PushedQuantity != nil || r.PushedAt != nil || !r.Pending {
+		t.Fatalf("restored to %+v, want the row as before the anchor (anchor 10, nothing pushed) and still pending", r)
 	}
 	if err := s.AnchorStock(ctx, nil); err != nil {
 		t.Fatalf("nothing to anchor: %v", err)
