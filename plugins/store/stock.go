@@ -559,7 +559,10 @@ func (s *Store) ForgetPushedStock(ctx context.Context, importID string, skus []s
 // import was known applied is recorded, the orders counted are those Mirakl
 // created after it (a few placed between the application and that moment
 // are left out: Mirakl's figure then reads low, never high); otherwise those
-// first seen since the push.
+// first seen since the push. None for a push written ahead whose outcome is
+// not known (no import id): every order the ledger knows may have been
+// placed before Mirakl applied it, and the lower bound keeps Mirakl's
+// figure read low.
 func soldSincePush(ctx context.Context, tx *sql.Tx, skus []string, out map[string]int) error {
 	for _, part := range chunk(skus, inChunk) {
 		// Placeholders in query order: the dead line states, then the SKUs.
@@ -570,7 +573,7 @@ func soldSincePush(ctx context.Context, tx *sql.Tx, skus []string, out map[strin
 		for _, sku := range part {
 			args = append(args, sku)
 		}
-		q := `SELECT s.sku, COALESCE(SUM(CASE WHEN (CASE WHEN i.applied_by IS NOT NULL THEN o.created_at >= i.applied_by ELSE o.first_seen >= s.pushed_at END)
+		q := `SELECT s.sku, COALESCE(SUM(CASE WHEN s.pushed_import <> '' AND (CASE WHEN i.applied_by IS NOT NULL THEN o.created_at >= i.applied_by ELSE o.first_seen >= s.pushed_at END)
 				AND l.state NOT IN (` + placeholders(len(deadLineStates)) + `) AND (l.accepted IS NULL OR l.accepted <> 0) THEN l.quantity END), 0)
 			FROM stock s LEFT JOIN stock_imports i ON i.import_id = s.pushed_import
 			LEFT JOIN order_lines l ON l.offer_sku = s.sku LEFT JOIN orders o ON o.order_id = l.order_id

@@ -145,6 +145,22 @@ func TestDemandAndSoldSincePush(t *testing.T) {
 	if sold["SKU-A"] != 5 {
 		t.Fatalf("sold since the import was applied = %v, want SKU-A 5 (LATE only)", sold)
 	}
+	// A push written ahead whose answer never came: any order the ledger
+	// knows may have been overwritten by it, so none counts as sold from it.
+	six := 6
+	if err := s.AnchorStock(ctx, []StockSettlement{{SKU: "SKU-A", Version: 1, Available: &ten, Pushed: &six}}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	after := sampleOrder("AFTER-LOST", "SHIPPING")
+	after.CreatedAt = t0.Add(2 * time.Hour)
+	rec(after)
+	if _, sold, err = s.DemandAndSoldSincePush(ctx, []string{"SHIPPING"}, []string{"SKU-A"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := sold["SKU-A"]; !ok || n != 0 {
+		t.Fatalf("sold since a push of unknown outcome = %v, want SKU-A 0 (the lower bound)", sold)
+	}
 }
 
 // The largest order of a SKU counts every line of it in the order.
