@@ -554,12 +554,18 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		// soldSincePush), and a margin kept up by them would hold the SKU
 		// below Peoplevox for good (CI's short chaos run did).
 		rate := recent[r.SKU]
+		var burst int
 		if r.PushedAt != nil && now.Sub(*r.PushedAt) < o.window {
 			rate.Units += unknown
+			since := store.Sales{Units: max(sold, 0) + unknown, LargestOrder: rate.LargestOrder}
+			burst = BurstMargin(since, now.Sub(*r.PushedAt), o.window, o.lag)
 		}
-		margin := FlashMargin(rate, o.window, o.lag)
+		margin := max(FlashMargin(rate, o.window, o.lag), burst)
 		q := StockQuantity(*avail, demand[r.SKU]+margin, r.Rule)
 		why := store.StockReason{Available: *avail, Demand: demand[r.SKU], Margin: margin, Computed: q}
+		if burst > 0 && margin == burst {
+			addNote(&why, "margin at the rate sold since the last push")
+		}
 		if known {
 			var held int
 			q, held = o.limitToShown(r, q, m, *avail, margin, demand[r.SKU], sold, unknown, liveAt, &why)
@@ -674,12 +680,12 @@ func (o *stockOutput) limitToShown(r store.StockRow, q, m, avail, margin, demand
 	// figure still above what was left).
 	if unknown > 0 {
 		q = max(0, q-unknown)
-		why.Note = fmt.Sprintf("%d unit(s) sold on Mirakl that the ledger has not seen yet taken off", unknown)
+		addNote(why, fmt.Sprintf("%d unit(s) sold on Mirakl that the ledger has not seen yet taken off", unknown))
 	}
 	before := q
 	q, held := capRaise(q, m, avail, margin, demand, sold, r, o.trustFirst)
 	if q < before {
-		why.Note = strings.TrimPrefix(why.Note+"; raised only by units known to exist", "; ")
+		addNote(why, "raised only by units known to exist")
 	}
 	// A SKU that is not selling and still shown below its computed quantity,
 	// by either limit above, is probed: the units may be real (a push whose
@@ -694,6 +700,11 @@ func (o *stockOutput) limitToShown(r store.StockRow, q, m, avail, margin, demand
 		delete(o.probes, r.SKU)
 	}
 	return q, held
+}
+
+// addNote adds what limited or shaped a quantity to its reason.
+func addNote(why *store.StockReason, note string) {
+	why.Note = strings.TrimPrefix(why.Note+"; "+note, "; ")
 }
 
 // errImportsInFlight: every pending SKU waits for Mirakl to apply its last

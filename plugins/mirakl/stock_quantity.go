@@ -70,3 +70,21 @@ func FlashMargin(recent store.Sales, window, lag time.Duration) int {
 	m := decimal.NewFromInt(int64(recent.Units)).Mul(decimal.NewFromInt(int64(lag))).Div(decimal.NewFromInt(int64(window))).Ceil()
 	return int(m.IntPart()) + max(0, recent.LargestOrder)
 }
+
+// BurstMargin is the flash margin at the rate a SKU has sold since its last
+// push, elapsed ago (the units the ledger knows and those it has not seen
+// yet), when that is faster than the window's average: a restocked SKU that
+// buyers were waiting for sells a window's worth in a minute, and the
+// average over a window it spent sold out puts the margin far below what
+// sells in the lag (the long chaos run oversold JM-1027 by 3: 18 restocked,
+// 9 sold in the three minutes after the push, a margin of 3, and two orders
+// of three in the lag). The rate is measured over at least one lag, so the
+// margin never exceeds the units sold since the push and one order; the
+// caller counts it only while the push is less than a window old (a SKU
+// that stopped selling loses it).
+func BurstMargin(sincePush store.Sales, elapsed, window, lag time.Duration) int {
+	if elapsed >= window {
+		return 0
+	}
+	return FlashMargin(sincePush, max(elapsed, lag), lag)
+}

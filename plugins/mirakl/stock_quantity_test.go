@@ -53,6 +53,32 @@ func TestFlashMargin(t *testing.T) {
 	}
 }
 
+// A burst since the last push counts at its own rate, measured over at
+// least one lag, and only while the push is less than a window old.
+func TestBurstMargin(t *testing.T) {
+	const window, lag = 10 * time.Minute, 3 * time.Minute
+	cases := []struct {
+		name           string
+		units, largest int
+		elapsed        time.Duration
+		want           int
+	}{
+		// JM-1027 in the long chaos run: 9 units sold (none in the ledger
+		// yet) in the 171 s since a restock's push; the window's average
+		// gave 3 and two orders of three sold in the lag.
+		{"a restock's burst", 9, 0, 171 * time.Second, 9},
+		{"at the burst's rate over the lag", 9, 3, 90 * time.Second, 12},
+		{"a steady seller: no more than the window's average", 6, 2, 6 * time.Minute, 5},
+		{"nothing sold since the push", 0, 3, time.Minute, 0},
+		{"a push older than a window", 30, 3, 11 * time.Minute, 0},
+	}
+	for _, c := range cases {
+		if got := BurstMargin(store.Sales{Units: c.units, LargestOrder: c.largest}, c.elapsed, window, lag); got != c.want {
+			t.Errorf("%s: BurstMargin(%d units, largest %d, %s ago) = %d, want %d", c.name, c.units, c.largest, c.elapsed, got, c.want)
+		}
+	}
+}
+
 func TestCapRaise(t *testing.T) {
 	n := func(v int) *int { return &v }
 	cases := []struct {
