@@ -558,7 +558,7 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		if r.PushedAt != nil && now.Sub(*r.PushedAt) < o.window {
 			rate.Units += unknown
 			since := store.Sales{Units: max(sold, 0) + unknown, LargestOrder: rate.LargestOrder}
-			burst = BurstMargin(since, now.Sub(*r.PushedAt), o.window, o.lag)
+			burst = BurstMargin(since, unknown, now.Sub(*r.PushedAt), o.window, o.lag)
 		}
 		margin := max(FlashMargin(rate, o.window, o.lag), burst)
 		q := StockQuantity(*avail, demand[r.SKU]+margin, r.Rule)

@@ -58,23 +58,26 @@ func TestFlashMargin(t *testing.T) {
 func TestBurstMargin(t *testing.T) {
 	const window, lag = 10 * time.Minute, 3 * time.Minute
 	cases := []struct {
-		name           string
-		units, largest int
-		elapsed        time.Duration
-		want           int
+		name                   string
+		units, largest, unseen int
+		elapsed                time.Duration
+		want                   int
 	}{
 		// JM-1027 in the long chaos run: 9 units sold (none in the ledger
 		// yet) in the 171 s since a restock's push; the window's average
 		// gave 3 and two orders of three sold in the lag.
-		{"a restock's burst", 9, 0, 171 * time.Second, 9},
-		{"at the burst's rate over the lag", 9, 3, 90 * time.Second, 12},
-		{"a steady seller: no more than the window's average", 6, 2, 6 * time.Minute, 5},
-		{"nothing sold since the push", 0, 3, time.Minute, 0},
-		{"a push older than a window", 30, 3, 11 * time.Minute, 0},
+		{"a restock's burst", 9, 0, 9, 171 * time.Second, 9},
+		{"at the burst's rate over the lag", 9, 3, 0, 90 * time.Second, 12},
+		{"a steady seller: no more than the window's average", 6, 2, 0, 6 * time.Minute, 5},
+		// JM-FLASH-06: 17 units unseen, sold in the half minute since a
+		// flash sale opened, 7.5 minutes after the push.
+		{"a flash sale opening long after the push", 17, 1, 17, 450 * time.Second, 18},
+		{"nothing sold since the push", 0, 3, 0, time.Minute, 0},
+		{"a push older than a window", 30, 3, 30, 11 * time.Minute, 0},
 	}
 	for _, c := range cases {
-		if got := BurstMargin(store.Sales{Units: c.units, LargestOrder: c.largest}, c.elapsed, window, lag); got != c.want {
-			t.Errorf("%s: BurstMargin(%d units, largest %d, %s ago) = %d, want %d", c.name, c.units, c.largest, c.elapsed, got, c.want)
+		if got := BurstMargin(store.Sales{Units: c.units, LargestOrder: c.largest}, c.unseen, c.elapsed, window, lag); got != c.want {
+			t.Errorf("%s: BurstMargin(%d units, largest %d, %d unseen, %s ago) = %d, want %d", c.name, c.units, c.largest, c.unseen, c.elapsed, got, c.want)
 		}
 	}
 }
