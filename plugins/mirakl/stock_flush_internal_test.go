@@ -255,3 +255,30 @@ func TestARestockBurstIsNotHandedOutAgain(t *testing.T) {
 		t.Fatalf("%d unit(s) of %s oversold: the push after the burst handed out the units sold in its lag", n, sku)
 	}
 }
+
+// Units sold on Mirakl that the ledger has not seen count as a burst while
+// the count moves; the same count read for a whole window is old news (a
+// figure read a little low), and a margin kept up by it would hold a quiet
+// SKU below Peoplevox for good.
+func TestUnseenUnitsAreNewsWhileTheyMove(t *testing.T) {
+	o := &stockOutput{window: 10 * time.Minute}
+	t0 := time.Date(2026, 11, 27, 4, 30, 0, 0, time.UTC)
+	steps := []struct {
+		units int
+		at    time.Duration
+		want  bool
+	}{
+		{17, 0, true},                 // first read: a flash sale opened
+		{40, time.Minute, true},       // still selling
+		{40, 9 * time.Minute, true},   // unchanged for 8 minutes
+		{40, 12 * time.Minute, false}, // unchanged for a whole window: old news
+		{3, 13 * time.Minute, true},   // the ledger caught up; 3 new ones
+		{0, 14 * time.Minute, false},  // none
+		{3, 30 * time.Minute, true},   // a new count after none
+	}
+	for _, s := range steps {
+		if got := o.unseenIsNews("JM-F", s.units, t0.Add(s.at)); got != s.want {
+			t.Fatalf("%d unseen units at +%s: news %v, want %v", s.units, s.at, got, s.want)
+		}
+	}
+}

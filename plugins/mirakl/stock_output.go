@@ -131,6 +131,9 @@ type stockOutput struct {
 	// quantity was read (see confirmQuiet). Only the runner's flush loop
 	// uses them.
 	probes map[string]stockProbe
+	// unseen marks, per SKU, the units it sold on Mirakl that the ledger
+	// had not seen, and since when that count is unchanged (the runner's).
+	unseen map[string]unseenMark
 	// mirror keeps Mirakl's quantity of every offer from offer exports,
 	// for pushes of many SKUs (the runner's).
 	mirror *offerMirror
@@ -549,17 +552,23 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		// too: at the start of a burst the ledger lags behind it, and its
 		// count alone puts the margin below what sells before the push is
 		// live (the long chaos run oversold JM-1030 this way).
-		// Only while the push they were sold from is recent: after a whole
-		// window they are old sales (or a figure read a little low, see
-		// soldSincePush), and a margin kept up by them would hold the SKU
-		// below Peoplevox for good (CI's short chaos run did).
+		// Only while they are news: sold since a push less than a window
+		// old, or a count that changed within a window. The same count
+		// read for a whole window is old sales (or a figure read a little
+		// low, see soldSincePush), and a margin kept up by it would hold
+		// the SKU below Peoplevox for good (CI's short chaos run did).
 		rate := recent[r.SKU]
-		var burst int
-		if r.PushedAt != nil && now.Sub(*r.PushedAt) < o.window {
-			rate.Units += unknown
-			since := store.Sales{Units: max(sold, 0) + unknown, LargestOrder: rate.LargestOrder}
-			burst = BurstMargin(since, unknown, now.Sub(*r.PushedAt), o.window, o.lag)
+		elapsed := o.window
+		if r.PushedAt != nil {
+			elapsed = now.Sub(*r.PushedAt)
 		}
+		unseen := 0
+		if o.unseenIsNews(r.SKU, unknown, now) || elapsed < o.window {
+			unseen = unknown
+		}
+		rate.Units += unseen
+		since := store.Sales{Units: max(sold, 0) + unseen, LargestOrder: rate.LargestOrder}
+		burst := BurstMargin(since, unseen, elapsed, o.window, o.lag)
 		margin := max(FlashMargin(rate, o.window, o.lag), burst)
 		q := StockQuantity(*avail, demand[r.SKU]+margin, r.Rule)
 		why := store.StockReason{Available: *avail, Demand: demand[r.SKU], Margin: margin, Computed: q}
@@ -896,6 +905,33 @@ func (o *stockOutput) liveQuantities(ctx context.Context, skus []string) (out ma
 // smallCatalogue is the most offers liveQuantities reads through OF21 page
 // by page (ten calls) rather than from an offer export.
 const smallCatalogue = 1000
+
+// unseenMark is the count of units a SKU sold on Mirakl that the ledger had
+// not seen, and when that count was first read.
+type unseenMark struct {
+	units int
+	since time.Time
+}
+
+// unseenIsNews tells whether units sold on Mirakl that the ledger has not
+// seen (unknownSales) are news: the count changed less than a window ago
+// (or was never read before by this process). Only the runner's flush loop
+// calls it.
+func (o *stockOutput) unseenIsNews(sku string, units int, now time.Time) bool {
+	if units <= 0 {
+		delete(o.unseen, sku)
+		return false
+	}
+	if o.unseen == nil {
+		o.unseen = map[string]unseenMark{}
+	}
+	mark, ok := o.unseen[sku]
+	if !ok || mark.units != units {
+		mark = unseenMark{units: units, since: now}
+		o.unseen[sku] = mark
+	}
+	return now.Sub(mark.since) < o.window
+}
 
 // stockProbe is a full-sync SKU's Mirakl quantity and when it was read.
 type stockProbe struct {

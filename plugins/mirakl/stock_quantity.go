@@ -87,13 +87,14 @@ func FlashMargin(recent store.Sales, window, lag time.Duration) int {
 // minute after a flash sale opened, seven and a half minutes after the
 // push, and the rate since the push gave a margin of 7).
 //
-// The caller counts it only while the push is less than a window old (a
-// SKU that stopped selling loses it).
+// The rate since the push counts only while the push is less than a window
+// old (a SKU that stopped selling loses it); the caller passes unseen units
+// only while they are news.
 func BurstMargin(sincePush store.Sales, unseen int, elapsed, window, lag time.Duration) int {
-	if elapsed >= window {
-		return 0
+	m := 0
+	if elapsed < window {
+		m = FlashMargin(sincePush, max(elapsed, lag), lag)
 	}
-	m := FlashMargin(sincePush, max(elapsed, lag), lag)
 	if unseen > 0 {
 		m = max(m, unseen+max(0, sincePush.LargestOrder))
 	}

@@ -73,7 +73,10 @@ func TestBurstMargin(t *testing.T) {
 		// flash sale opened, 7.5 minutes after the push.
 		{"a flash sale opening long after the push", 17, 1, 17, 450 * time.Second, 18},
 		{"nothing sold since the push", 0, 3, 0, time.Minute, 0},
-		{"a push older than a window", 30, 3, 30, 11 * time.Minute, 0},
+		{"a push older than a window", 30, 3, 0, 11 * time.Minute, 0},
+		// JM-FLASH-11: pushed 35 minutes before a flash sale opened; 57
+		// units sold that the ledger had not seen, and a margin of 3.
+		{"unseen units of a push older than a window", 62, 1, 57, 35 * time.Minute, 58},
 	}
 	for _, c := range cases {
 		if got := BurstMargin(store.Sales{Units: c.units, LargestOrder: c.largest}, c.unseen, c.elapsed, window, lag); got != c.want {
