@@ -505,9 +505,12 @@ func (o *stockOutput) flush(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the current Mirakl quantities of %d SKU(s) before pushing: %w", len(skus), err)
 	}
-	recent := map[string]store.Sales{}
+	recent, lately := map[string]store.Sales{}, map[string]store.Sales{}
 	if o.window > 0 {
 		if recent, err = o.st.RecentSales(ctx, skus, time.Now().Add(-o.window)); err != nil {
+			return err
+		}
+		if lately, err = o.st.RecentSales(ctx, skus, time.Now().Add(-sellingHorizon*o.window)); err != nil {
 			return err
 		}
 	}
@@ -569,7 +572,11 @@ func (o *stockOutput) flush(ctx context.Context) error {
 		rate.Units += unseen
 		since := store.Sales{Units: max(sold, 0) + unseen, LargestOrder: rate.LargestOrder}
 		burst := BurstMargin(since, unseen, elapsed, o.window, o.lag)
-		margin := max(FlashMargin(rate, o.window, o.lag), burst)
+		// A SKU that sold within the horizon may sell again in the lag:
+		// one order of it is held back (the long chaos run oversold
+		// JM-1004 by 2: a SKU selling every few minutes, no sale in the
+		// last window, raised by 3 units while an order of two sold).
+		margin := max(FlashMargin(rate, o.window, o.lag), burst, lately[r.SKU].LargestOrder)
 		q := StockQuantity(*avail, demand[r.SKU]+margin, r.Rule)
 		why := store.StockReason{Available: *avail, Demand: demand[r.SKU], Margin: margin, Computed: q}
 		if burst > 0 && margin == burst {
@@ -710,6 +717,10 @@ func (o *stockOutput) limitToShown(r store.StockRow, q, m, avail, margin, demand
 	}
 	return q, held
 }
+
+// sellingHorizon, in windows, is how long after its last sale a SKU counts
+// as selling: until then its largest order in that time is held back.
+const sellingHorizon = 6
 
 // addNote adds what limited or shaped a quantity to its reason.
 func addNote(why *store.StockReason, note string) {
